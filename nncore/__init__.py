@@ -1,0 +1,27 @@
+"""nncore: the NumPy network core of nnq (Deep Learning from Scratch ch. 5-8, trained right).
+
+Public surface (workers, the service and outside checks rely on these names):
+``build``, ``Network``, ``expand_model``, ``count_params``, ``make_optimizer``,
+``state_to_bytes``, ``state_from_bytes``, ``load_dataset``, ``TrainingRun`` and the errors
+``SpecError``, ``DataError``, ``DivergenceError``, ``Cancelled``. See docs/nncore.md.
+"""
+from .backend import cupy_available, get_xp, to_numpy
+from .errors import Cancelled, DataError, DivergenceError, SpecError
+from .network import Network, build
+from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .rng import rng_from_arrays, rng_to_arrays
+from .spec import PRESETS, count_params, expand_model
+from .state import state_from_bytes, state_to_bytes
+
+try:  # written alongside; absent only while the data/training modules are being added
+    from .data import DATASETS, Dataset, load_dataset, read_idx
+    from .training import TrainingRun
+except ImportError:  # pragma: no cover
+    pass
+
+__all__ = [
+    "Cancelled", "DATASETS", "DataError", "Dataset", "DivergenceError", "Network", "OPTIMIZERS",
+    "Optimizer", "PRESETS", "SpecError", "TrainingRun", "build", "count_params", "cupy_available",
+    "expand_model", "get_xp", "load_dataset", "make_optimizer", "read_idx", "rng_from_arrays",
+    "rng_to_arrays", "state_from_bytes", "state_to_bytes", "to_numpy",
+]

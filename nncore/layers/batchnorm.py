@@ -1,0 +1,56 @@
+"""Batch normalisation, per feature after Affine and per channel after Conv (as PyTorch).
+
+Running statistics follow PyTorch, not the book: ``running = (1 - momentum) * running +
+momentum * batch`` with momentum 0.1, ``running_var`` starts at 1 and is updated with the
+unbiased batch variance; normalisation in training uses the biased one.
+"""
+from .base import Layer
+
+
+class BatchNorm(Layer):
+    def __init__(self, gamma, beta, running_mean, running_var, *, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.params = {"gamma": gamma, "beta": beta}
+        self.buffers = {"running_mean": running_mean, "running_var": running_var}
+        self.momentum = momentum
+        self.eps = eps
+
+    def _axes(self, x):
+        return (0,) if x.ndim == 2 else (0, 2, 3)
+
+    def _shaped(self, v, x):
+        """A per-feature vector shaped to broadcast against x: (D,) or (1, C, 1, 1)."""
+        return v if x.ndim == 2 else v.reshape(1, -1, 1, 1)
+
+    def forward(self, x, *, train):
+        gamma = self._shaped(self.params["gamma"], x)
+        beta = self._shaped(self.params["beta"], x)
+        if not train:
+            mean = self._shaped(self.buffers["running_mean"], x)
+            var = self._shaped(self.buffers["running_var"], x)
+            return (x - mean) * (gamma / (var + self.eps) ** 0.5) + beta
+        axes = self._axes(x)
+        count = x.size // x.shape[1]
+        mean = x.mean(axis=axes, keepdims=True)
+        xc = x - mean
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+        inv_std = 1 / (var + self.eps) ** 0.5
+        xhat = xc * inv_std
+        self._cache = (xhat, inv_std, axes, count)
+        m = self.momentum
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1 - m
+        rm += m * mean.reshape(rm.shape)
+        rv *= 1 - m
+        rv += (m * count / max(count - 1, 1)) * var.reshape(rv.shape)
+        return xhat * gamma + beta
+
+    def backward(self, dout):
+        xhat, inv_std, axes, count = self._cache
+        gamma = self._shaped(self.params["gamma"], dout)
+        dbeta = dout.sum(axis=axes, keepdims=True)
+        dgamma = (dout * xhat).sum(axis=axes, keepdims=True)
+        self.grads["gamma"] = dgamma.reshape(self.params["gamma"].shape)
+        self.grads["beta"] = dbeta.reshape(self.params["beta"].shape)
+        # d/dx of (x - mean) / std with both mean and std depending on the batch
+        return (gamma * inv_std / count) * (count * dout - dbeta - xhat * dgamma)

@@ -1,0 +1,157 @@
+"""A network is a sequence of layers built from an explicit layer list, plus softmax loss.
+
+Tensors are named by position, ``"3.W"`` or ``"4.running_mean"``, so depth is data: nothing is
+numbered by hand. Weight decay applies to every parameter with ndim >= 2 (affine weights and
+conv filters), never to biases or BatchNorm, in both the loss and the gradient.
+"""
+import numpy as np
+
+from . import layers as L
+from .backend import get_xp, to_numpy
+from .init import weight_scale
+from .rng import rng_from_arrays, rng_to_arrays
+from .spec import expand_model, infer_shapes
+
+
+def _make_layer(spec, in_shape, init_rng, dropout_rng, xp, dtype):
+    kind = spec["type"]
+    if kind == "affine":
+        fan_in = int(np.prod(in_shape))
+        scale = weight_scale(spec["init"], fan_in, spec["init_std"])
+        W = (init_rng.standard_normal((fan_in, spec["units"])) * scale).astype(dtype)
+        return L.Affine(xp.asarray(W), xp.zeros(spec["units"], dtype=dtype))
+    if kind == "conv":
+        c, k, f = in_shape[0], spec["size"], spec["filters"]
+        scale = weight_scale(spec["init"], c * k * k, spec["init_std"])
+        W = (init_rng.standard_normal((f, c, k, k)) * scale).astype(dtype)
+        return L.Conv2D(xp.asarray(W), xp.zeros(f, dtype=dtype), stride=spec["stride"], pad=spec["pad"], xp=xp)
+    if kind == "batchnorm":
+        d = in_shape[0]
+        return L.BatchNorm(xp.ones(d, dtype=dtype), xp.zeros(d, dtype=dtype), xp.zeros(d, dtype=dtype),
+                           xp.ones(d, dtype=dtype), momentum=spec["momentum"], eps=spec["eps"])
+    if kind == "dropout":
+        return L.Dropout(spec["rate"], dropout_rng, xp, dtype)
+    if kind == "maxpool":
+        return L.MaxPool2D(spec["size"], spec["stride"], spec["pad"], xp)
+    simple = {"relu": lambda: L.ReLU(), "sigmoid": lambda: L.Sigmoid(xp), "tanh": lambda: L.Tanh(xp),
+              "flatten": lambda: L.Flatten()}
+    return simple[kind]()
+
+
+class Network:
+    """Layers in order, the loss on top, and name -> array views of their state."""
+
+    def __init__(self, layers_spec, input_shape, num_classes, *, seed=0, dtype="float32",
+                 weight_decay=0.0, backend="numpy"):
+        self.xp = get_xp(backend)
+        self.backend = backend
+        self.dtype = np.dtype(dtype)
+        self.layers_spec = layers_spec
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.weight_decay = float(weight_decay)
+        init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
+        init_rng = np.random.Generator(np.random.PCG64(init_seed))
+        dropout_rng = np.random.Generator(np.random.PCG64(dropout_seed))
+        shapes = infer_shapes(layers_spec, self.input_shape)
+        self.layers = [_make_layer(spec, shape, init_rng, dropout_rng, self.xp, self.dtype)
+                       for spec, shape in zip(layers_spec, shapes)]
+        self._dropout_rng = dropout_rng
+        self.loss_layer = L.SoftmaxCrossEntropy(self.xp)
+        self.params = self._collect("params")
+        self.buffers = self._collect("buffers")
+        self.decayed = [name for name, p in self.params.items() if p.ndim >= 2]
+        self.grads: dict = {}
+        self.last_loss: float | None = None
+
+    def _collect(self, attr):
+        return {f"{i}.{key}": value for i, layer in enumerate(self.layers)
+                for key, value in getattr(layer, attr).items()}
+
+    def _forward(self, x, train):
+        for layer in self.layers:
+            x = layer.forward(x, train=train)
+        return x
+
+    def _as_input(self, x):
+        return self.xp.asarray(x, dtype=self.dtype)
+
+    def _decay_loss(self):
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * sum(float((self.params[n] ** 2).sum()) for n in self.decayed)
+
+    def loss(self, x, t, *, train=True) -> float:
+        """Mean cross-entropy plus 0.5 * weight_decay * sum of squared weights."""
+        scores = self._forward(self._as_input(x), train)
+        return self.loss_layer.forward(scores, self.xp.asarray(t)) + self._decay_loss()
+
+    def gradient(self, x, t) -> dict:
+        """Gradients of ``loss(x, t, train=True)``: one forward and one backward pass.
+
+        The loss of that forward pass is kept in ``last_loss``, so training never runs it twice.
+        """
+        scores = self._forward(self._as_input(x), True)
+        self.last_loss = self.loss_layer.forward(scores, self.xp.asarray(t)) + self._decay_loss()
+        self.last_scores = scores
+        dout = self.loss_layer.backward()
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        self.grads = self._collect("grads")
+        for name in self.decayed if self.weight_decay else ():
+            self.grads[name] += self.weight_decay * self.params[name]
+        return self.grads
+
+    def predict(self, x):
+        """Eval-mode scores (logits): BatchNorm uses running statistics, Dropout is off."""
+        return self._forward(self._as_input(x), False)
+
+    def predict_proba(self, x):
+        """Eval-mode class probabilities."""
+        return L.softmax(self.predict(x), self.xp)
+
+    def accuracy(self, x, t, batch_size=1000) -> float:
+        """Eval-mode accuracy, in batches to bound memory."""
+        t = np.asarray(t)
+        labels = t.argmax(axis=1) if t.ndim == 2 else t
+        correct = 0
+        for i in range(0, len(labels), batch_size):
+            pred = to_numpy(self.predict(x[i:i + batch_size]).argmax(axis=1))
+            correct += int((pred == labels[i:i + batch_size]).sum())
+        return correct / max(len(labels), 1)
+
+    def tensor_roles(self) -> dict[str, str]:
+        return {**{n: "param" for n in self.params}, **{n: "buffer" for n in self.buffers}}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers (running statistics included) as host arrays."""
+        return {name: to_numpy(a).copy() for name, a in {**self.params, **self.buffers}.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy values in place, so optimizers and layers keep their references."""
+        tensors = {**self.params, **self.buffers}
+        missing, unexpected = set(tensors) - set(state), set(state) - set(tensors)
+        if missing or unexpected:
+            raise KeyError(f"state does not match the network: missing {sorted(missing)}, "
+                           f"unexpected {sorted(unexpected)}")
+        for name, target in tensors.items():
+            value = state[name]
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(target.shape)}")
+            target[...] = self.xp.asarray(value, dtype=target.dtype)
+
+    def rng_state(self) -> dict[str, np.ndarray]:
+        """The dropout generator's state, for checkpoints."""
+        return rng_to_arrays(self._dropout_rng)
+
+    def set_rng_state(self, state: dict) -> None:
+        restored = rng_from_arrays(state)
+        self._dropout_rng.bit_generator.state = restored.bit_generator.state
+
+
+def build(model_spec, input_shape, num_classes, *, seed=0, dtype="float32", weight_decay=0.0,
+          backend="numpy") -> Network:
+    """A network from a preset or layer-list spec; same spec and seed give the same weights."""
+    layers_spec = expand_model(model_spec, input_shape, num_classes)
+    return Network(layers_spec, input_shape, num_classes, seed=seed, dtype=dtype,
+                   weight_decay=weight_decay, backend=backend)
