@@ -1,0 +1,299 @@
+"""`nnq`: the command line of nnq — run a local stack, submit and watch jobs, call models.
+
+Every command but `up` and `demo` is a thin HTTP client of the API (`--api` / NNQ_API_URL,
+token NNQ_API_TOKEN), so the CLI works the same against a laptop or a compose deployment.
+Failures print the service's error message and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.client import Api, ApiError
+from service.stack import Stack, StackConfig, StackError
+
+TERMINAL = {"succeeded", "failed", "cancelled", "pruned"}
+POLL_SECONDS = 0.5
+PREDICT_ROWS_SHOWN = 20
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 2
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="nnq: train the book's NumPy networks as jobs, keep and serve the models.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    api_url: Optional[str] = None
+
+
+state = _State()
+
+
+@app.callback()
+def _options(api: Optional[str] = typer.Option(
+        None, "--api", envvar="NNQ_API_URL",
+        help="API base URL (default http://127.0.0.1:5000)")) -> None:
+    state.api_url = api
+
+
+def main() -> None:
+    """Console-script entry point (`nnq`)."""
+    app()
+
+
+def _api() -> Api:
+    return Api(state.api_url)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def _call(fn, *args, **kwargs):
+    """Run one API call; an ApiError becomes a printed message and a non-zero exit."""
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        code = EXIT_UNREACHABLE if exc.status is None else EXIT_FAILED
+        raise _fail(_escape(str(exc)), code) from None
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def items(payload: Any) -> list:
+    """The rows of a list response, whether bare or wrapped in {"items": [...]}."""
+    if isinstance(payload, list):
+        return payload
+    for key in ("items", "jobs", "models", "metrics", "data"):
+        if isinstance(payload.get(key), list):
+            return payload[key]
+    return []
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metrics_table(rows: list[dict]) -> Table:
+    table = Table(title="metrics per epoch")
+    columns = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(name)) for name in columns))
+    return table
+
+
+def watch_job(api: Api, job_id: Any) -> dict:
+    """Poll a job with a live progress bar until it is terminal; return the last job."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"job {job_id}", total=None, detail="queued")
+        while True:
+            job = api.get(f"/jobs/{job_id}")
+            p = job.get("progress") or {}
+            total = p.get("total_iterations") or None
+            epochs = ((job.get("spec") or {}).get("train") or {}).get("epochs")
+            detail = f"{job['status']}  epoch {p.get('epoch') or 0}/{epochs or '?'}"
+            progress.update(task, total=total, completed=p.get("iteration") or 0, detail=detail)
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(POLL_SECONDS)
+
+
+def report_job(api: Api, job: dict) -> None:
+    """Print a finished job's metrics; exit non-zero with the reason unless it succeeded."""
+    rows = items(api.get(f"/jobs/{job['id']}/metrics"))
+    if rows:
+        console.print(metrics_table(rows))
+    if job["status"] != "succeeded":
+        reason = job.get("error") or "no reason given"
+        raise _fail(_escape(f"job {job['id']} {job['status']}: {reason}"))
+    console.print(f"job {job['id']} succeeded; model [bold]{job.get('model_id')}[/]")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise _fail(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(f"{path}: not valid JSON ({exc})") from None
+
+
+@app.command()
+def submit(spec: Path = typer.Argument(..., help="job spec (JSON, see README)"),
+           wait: bool = typer.Option(False, "--wait", help="follow the job and print its metrics"),
+           idempotency_key: Optional[str] = typer.Option(None, "--idempotency-key",
+                                                         help="the same key returns the same job")
+           ) -> None:
+    """Submit a training job."""
+    body = _read_json(spec)
+    api = _api()
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    job = _call(api.post, "/jobs", json=body, headers=headers)
+    console.print(f"submitted job [bold]{job['id']}[/] ({job['status']})")
+    if wait:
+        job = _call(watch_job, api, job["id"])
+        _call(report_job, api, job)
+
+
+@app.command()
+def jobs(status: Optional[str] = typer.Option(None, help="only jobs with this status"),
+         limit: int = typer.Option(50, help="how many, newest first")) -> None:
+    """List jobs."""
+    rows = items(_call(_api().get, "/jobs", status=status, limit=limit))
+    table = Table(title="jobs")
+    for name in ("id", "name", "status", "device", "progress", "attempts", "model", "error"):
+        table.add_column(name)
+    for job in rows:
+        p = job.get("progress") or {}
+        done = f"{p.get('iteration') or 0}/{p.get('total_iterations') or '?'}"
+        table.add_row(_fmt(job.get("id")), _fmt(job.get("name")), job.get("status", "?"),
+                      _fmt(job.get("device") or (job.get("spec") or {}).get("device")), done,
+                      _fmt(job.get("attempts")), _fmt(job.get("model_id")),
+                      _fmt(job.get("error")))
+    console.print(table)
+
+
+@app.command()
+def job(job_id: str = typer.Argument(..., help="job id")) -> None:
+    """Show one job and its metrics."""
+    api = _api()
+    data = _call(api.get, f"/jobs/{job_id}")
+    console.print_json(data=data)
+    rows = items(_call(api.get, f"/jobs/{job_id}/metrics"))
+    if rows:
+        console.print(metrics_table(rows))
+
+
+@app.command()
+def cancel(job_id: str = typer.Argument(..., help="job id")) -> None:
+    """Cancel a queued or running job."""
+    data = _call(_api().post, f"/jobs/{job_id}/cancel")
+    console.print(f"job {data.get('id', job_id)}: {data.get('status', 'cancel requested')}")
+
+
+@app.command()
+def models() -> None:
+    """List stored models."""
+    rows = items(_call(_api().get, "/models"))
+    table = Table(title="models")
+    for name in ("id", "name", "job", "dtype", "input", "test_acc", "aliases"):
+        table.add_column(name)
+    for model in rows:
+        metrics = model.get("metrics") or {}
+        table.add_row(_fmt(model.get("id")), _fmt(model.get("name")), _fmt(model.get("job_id")),
+                      _fmt(model.get("dtype")), _fmt(model.get("input_shape")),
+                      _fmt(metrics.get("test_acc")), ", ".join(model.get("aliases") or []))
+    console.print(table)
+
+
+def predict_request(path: Path) -> dict:
+    """httpx keyword arguments that send FILE the way the predict endpoint takes it."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        body = _read_json(path)
+        return {"json": body if isinstance(body, dict) else {"inputs": body}}
+    if suffix == ".npy":
+        return {"content": path.read_bytes(),
+                "headers": {"Content-Type": "application/octet-stream"}}
+    if suffix == ".png":
+        return {"files": {"file": (path.name, path.read_bytes(), "image/png")}}
+    raise _fail(f"{path}: expected a .json, .npy or .png file")
+
+
+@app.command()
+def predict(model: str = typer.Argument(..., help="model id or alias"),
+            file: Path = typer.Argument(..., help=".npy array, 28x28 .png, or .json samples")
+            ) -> None:
+    """Classify samples with a stored model."""
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    result = _call(_api().post, f"/models/{model}/predict", **predict_request(file))
+    labels = result.get("labels", [])
+    probabilities = result.get("probabilities", [])
+    table = Table(title=f"model {model}: {len(labels)} sample(s)")
+    for name in ("sample", "label", "probability"):
+        table.add_column(name, justify="right")
+    for index, label in enumerate(labels[:PREDICT_ROWS_SHOWN]):
+        top = max(probabilities[index]) if index < len(probabilities) else None
+        table.add_row(str(index), str(label), _fmt(top))
+    console.print(table)
+    if len(labels) > PREDICT_ROWS_SHOWN:
+        console.print(f"... {len(labels) - PREDICT_ROWS_SHOWN} more")
+
+
+class _Stop(Exception):
+    """Raised from SIGTERM so `up` unwinds like it does on Ctrl-C."""
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop()
+
+
+@app.command()
+def up(host: str = typer.Option("127.0.0.1", help="API address"),
+       port: int = typer.Option(5000, help="API port"),
+       queues: str = typer.Option("cpu", help="worker queues (cpu, gpu or cpu,gpu)"),
+       concurrency: int = typer.Option(1, help="worker processes"),
+       logs: Optional[Path] = typer.Option(None, help="write child output here, not the terminal"),
+       ) -> None:
+    """Run a local stack in the foreground: Redis (if needed), migrated DB, API, one worker."""
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    config = StackConfig(host=host, port=port, queues=queues, concurrency=concurrency,
+                         log_dir=logs)
+    stack = Stack(config, say=lambda text: console.print(f"[cyan]nnq up:[/] {_escape(text)}"))
+    try:
+        stack.start()
+        console.print(f"[cyan]nnq up:[/] stack running; API at [bold]{stack.api_url}[/]; "
+                      "Ctrl-C stops it")
+        dead = stack.wait()
+        raise _fail(_escape(f"{stack.describe_death(dead)}; stopping the stack"))
+    except StackError as exc:
+        raise _fail(_escape(str(exc))) from None
+    except (KeyboardInterrupt, _Stop):
+        console.print("[cyan]nnq up:[/] stopping")
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def demo(epochs: int = typer.Option(5, help="training epochs"),
+         train_limit: Optional[int] = typer.Option(None, help="train on the first N samples"),
+         batch: int = typer.Option(500, help="test images per predict request"),
+         data_dir: Optional[Path] = typer.Option(None, envvar="NNQ_DATA_DIR",
+                                                 help="Fashion-MNIST IDX files")) -> None:
+    """Train a BatchNorm MLP on Fashion-MNIST through the queue and check it over HTTP."""
+    from service.demo import run_demo
+
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        run_demo(console, epochs=epochs, train_limit=train_limit, batch=batch,
+                 data_dir=data_dir)
+    except (StackError, ApiError) as exc:
+        raise _fail(_escape(str(exc))) from None
+    except (KeyboardInterrupt, _Stop):
+        raise _fail("interrupted") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,91 @@
+"""`nnq demo`: the whole nnq story on Fashion-MNIST in one command.
+
+Starts a private stack, trains a BatchNorm MLP through the queue, then classifies the whole test
+set through `POST /models/{id}/predict` and compares that accuracy with the `test_acc` the
+worker measured: the two paths share only the stored model, so agreement shows the model was
+stored whole (BatchNorm running statistics included) and served in eval mode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import nncore
+from service.cli import report_job, watch_job
+from service.client import Api
+from service.stack import Stack, StackConfig, free_port
+
+EXAMPLE_SPEC = "examples/fashion-bn-mlp.json"
+AGREEMENT_TOLERANCE = 0.005  # BLAS may round differently across batch sizes; near-ties can flip
+
+
+def demo_spec(root: Path, epochs: int, train_limit: int | None) -> dict:
+    """The example BatchNorm MLP spec, shortened to `epochs`."""
+    spec = json.loads((root / EXAMPLE_SPEC).read_text())
+    spec["name"] = "demo-fashion-bn-mlp"
+    spec["train"]["epochs"] = epochs
+    spec["data"]["train_limit"] = train_limit
+    return spec
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def http_accuracy(api: Api, model_id, x: np.ndarray, t: np.ndarray, batch: int) -> float:
+    """Accuracy of the model on (x, t) measured through the predict endpoint, `batch` per call."""
+    correct = 0
+    for start in range(0, len(x), batch):
+        chunk = np.ascontiguousarray(x[start:start + batch], dtype=np.float32)
+        result = api.post(f"/models/{model_id}/predict", content=npy_bytes(chunk),
+                          headers={"Content-Type": "application/octet-stream"})
+        correct += int(np.sum(np.asarray(result["labels"]) == t[start:start + batch]))
+    return correct / len(x)
+
+
+def run_demo(console: Console, *, epochs: int, train_limit: int | None, batch: int,
+             data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["NNQ_DATA_DIR"] = str(data_dir)
+    config = StackConfig(port=free_port(), private_broker=True)
+    config.log_dir = config.var_dir / "demo-logs"
+    say = lambda text: console.print(f"[cyan]demo:[/] {text}", highlight=False)  # noqa: E731
+    spec = demo_spec(config.root, epochs, train_limit)
+    dataset = nncore.load_dataset("fashion-mnist", str(data_dir) if data_dir else None,
+                                  flatten=True)
+    say(f"Fashion-MNIST: {len(dataset.x_test)} test images; logs in {config.log_dir}")
+    with Stack(config, say=say) as stack:
+        api = Api(stack.api_url)
+        job = api.post("/jobs", json=spec)
+        say(f"submitted job {job['id']}: {spec['model']['preset']} {spec['model']['hidden']}, "
+            f"batchnorm, {epochs} epochs")
+        job = watch_job(api, job["id"])
+        report_job(api, job)
+        rows = api.get(f"/jobs/{job['id']}/metrics")
+        rows = rows if isinstance(rows, list) else rows.get("items", [])
+        worker_acc = rows[-1]["test_acc"]
+        say(f"predicting {len(dataset.x_test)} test images over HTTP, {batch} per request")
+        served_acc = http_accuracy(api, job["model_id"], dataset.x_test, dataset.t_test, batch)
+        api.close()
+    table = Table(title="Fashion-MNIST test accuracy")
+    table.add_column("measured by")
+    table.add_column("accuracy", justify="right")
+    table.add_row("worker (end of training)", f"{worker_acc:.4f}")
+    table.add_row("POST /models/{id}/predict", f"{served_acc:.4f}")
+    console.print(table)
+    if abs(worker_acc - served_acc) > AGREEMENT_TOLERANCE:
+        console.print("[bold red]the served model disagrees with the worker[/]")
+        raise typer.Exit(1)
+    same = "exactly" if worker_acc == served_acc else "within BLAS rounding"
+    console.print(f"[bold green]they agree {same}[/]: model {job['model_id']} is served "
+                  "as trained")
