@@ -1,0 +1,76 @@
+"""Engines and sessions for the URL in ``NNQ_DATABASE_URL``.
+
+SQLite is written by the API and the workers at once, so every connection gets
+WAL mode, a 30 s busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DATABASE_URL_ENV = "NNQ_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///var/nnq.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def database_url() -> str:
+    """The configured database URL, normalised for the drivers nnq installs."""
+    return normalize_url(os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL)
+
+
+def normalize_url(url: str) -> str:
+    """Map a plain ``postgresql://`` URL to psycopg 3 (SQLAlchemy's default is psycopg2)."""
+    for prefix in _POSTGRES_PREFIXES:
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """A new engine; for a SQLite file, its directory is created first."""
+    url = normalize_url(url or database_url())
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@functools.cache
+def _cached_engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+def engine_for(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (one pool per URL)."""
+    return _cached_engine(normalize_url(url or database_url()))
+
+
+@functools.cache
+def _cached_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=_cached_engine(url), expire_on_commit=False)
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """A cached ``sessionmaker`` per URL; objects stay readable after commit."""
+    return _cached_factory(normalize_url(url or database_url()))

@@ -1,0 +1,186 @@
+"""SQLAlchemy 2 typed models: the tables of docs/contracts.md.
+
+The schema is made only by Alembic (migrations/); these classes are what the
+migration head must equal. Timestamps are naive UTC (``utcnow()``) on both
+SQLite and PostgreSQL, so lease comparisons are plain and portable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
+TENSOR_ROLES = ("param", "buffer")
+
+# Deterministic constraint names, so batch migrations on SQLite can find them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: the one clock every row and lease comparison uses."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        dt.datetime: DateTime(),
+        bytes: LargeBinary,
+    }
+
+
+class Job(Base):
+    """One training run; the row is the truth, a queue message only carries its id.
+
+    ``model_id`` is a plain copy of ``models.job_id``'s inverse (no FK, to avoid a
+    cycle); ``sweep_id`` waits for the sweeps table of a later issue.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint(_in("status", JOB_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    spec: Mapped[dict[str, Any]]
+    device: Mapped[str] = mapped_column(String(16), default="cpu")
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    error: Mapped[str | None] = mapped_column(Text)
+    epoch: Mapped[int] = mapped_column(default=0)
+    iteration: Mapped[int] = mapped_column(default=0)
+    total_iterations: Mapped[int] = mapped_column(default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[dt.datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    model_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    metrics: Mapped[list[EpochMetric]] = relationship(
+        back_populates="job", order_by="EpochMetric.epoch", cascade="all, delete-orphan",
+        passive_deletes=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class EpochMetric(Base):
+    """One row per finished epoch: what the curves and sweeps read."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    train_acc: Mapped[float | None] = mapped_column(Float)
+    val_acc: Mapped[float | None] = mapped_column(Float)
+    test_acc: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="metrics")
+
+
+class Checkpoint(Base):
+    """The latest checkpoint of a job (.npz bytes); a resumed run starts from it."""
+
+    __tablename__ = "checkpoints"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int]
+    state: Mapped[bytes]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Model(Base):
+    """A trained network: expanded layers + metadata; tensors live in model_tensors."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    input_shape: Mapped[list[Any]]
+    num_classes: Mapped[int]
+    dtype: Mapped[str] = mapped_column(String(16))
+    layers: Mapped[list[Any]]
+    metrics: Mapped[dict[str, Any]]
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    tensors: Mapped[list[ModelTensor]] = relationship(
+        back_populates="model", order_by="ModelTensor.id", cascade="all, delete-orphan",
+        passive_deletes=True)
+
+
+class ModelTensor(Base):
+    """One stored tensor: raw little-endian C-order bytes plus what checks them."""
+
+    __tablename__ = "model_tensors"
+    __table_args__ = (
+        UniqueConstraint("model_id", "name"),
+        CheckConstraint(_in("role", TENSOR_ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(8))
+    dtype: Mapped[str] = mapped_column(String(16))
+    shape: Mapped[list[Any]]
+    nbytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes]
+
+    model: Mapped[Model] = relationship(back_populates="tensors")
+
+
+class Alias(Base):
+    """A movable name (``production``, ``best-fashion``) for a model."""
+
+    __tablename__ = "aliases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
