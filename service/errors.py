@@ -1,0 +1,126 @@
+"""One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
+
+Views raise ``ApiError`` subclasses; pydantic errors (via flask-openapi3's callback), spec
+problems, Werkzeug's HTTP errors (404, 405, 413, malformed JSON) and anything unexpected are
+all turned into that shape here, so a client never sees an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from service.spec import SpecInvalid, field_path
+
+log = logging.getLogger(__name__)
+
+VALIDATION_STATUS = 422
+BODY = "body"
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[dict] | dict | None = None
+
+
+class ErrorResponse(BaseModel):
+    """What every 4xx/5xx carries; ``details`` lists ``{"field", "message"}`` for bad input."""
+
+    error: ErrorInfo
+
+
+class ApiError(Exception):
+    """An expected failure with its HTTP status; the message is shown to the client."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "validation_error"
+
+
+def error_response(status: int, code: str, message: str, details=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def invalid_response(problems: list[tuple[str, str]]):
+    """422 naming every bad field; the message is "path: problem; path: problem"."""
+    problems = [(path or BODY, msg) for path, msg in problems]
+    message = "; ".join(f"{path}: {msg}" for path, msg in problems)
+    details = [{"field": path, "message": msg} for path, msg in problems]
+    return error_response(VALIDATION_STATUS, "validation_error", message, details)
+
+
+def validation_error_callback(exc: ValidationError):
+    """flask-openapi3's hook for pydantic failures of path, query or body models."""
+    root = request.get_json(silent=True) if request.is_json else None
+    problems = [(field_path(tuple(err["loc"]), root), err["msg"]) for err in exc.errors()]
+    if not request.is_json and request.method in ("POST", "PUT") and any(not p for p, _ in problems):
+        problems = [(BODY, "expected a JSON object with Content-Type: application/json")]
+    return invalid_response(problems)
+
+
+def check_json_body():
+    """Before each request: a body declared as JSON must parse, else 400 naming the body."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.is_json:
+        return None
+    if not request.get_data(cache=True):
+        return None
+    try:
+        request.get_json()
+    except HTTPException as exc:
+        detail = (exc.description or "").removeprefix("Failed to decode JSON object: ")
+        raise BadRequest(f"{BODY}: malformed JSON ({detail})") from exc
+    return None
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.before_request(check_json_body)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(SpecInvalid)
+    def _spec_invalid(exc: SpecInvalid):
+        return invalid_response(exc.problems)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if exc.response is not None:
+            return exc.response
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name or "error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error; see the service log")
