@@ -1,0 +1,212 @@
+"""A whole training run from a job spec: shuffled epochs, metrics, checkpoints, resume.
+
+The CLI and the workers both drive training through ``TrainingRun`` so a job trained
+locally and one trained by the service follow the same steps bit for bit. A checkpoint
+is a flat dict of arrays (params, buffers, optimizer state, RNG state, position and the
+metrics so far), so it goes through ``state_to_bytes`` without pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+import nncore
+from nncore.backend import get_xp, to_numpy
+from nncore.data import load_dataset
+from nncore.data.datasets import IMAGE_SHAPE
+from nncore.data.synthetic import NUM_CLASSES
+from nncore.errors import Cancelled, DivergenceError, SpecError
+from nncore.rng import rng_from_arrays, rng_to_arrays
+
+EVAL_BATCH = 1000
+DTYPES = ("float32", "float64")
+METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
+DEFAULT_OPTIMIZER = {"type": "adam", "lr": 0.001}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of a job spec, with the documented defaults."""
+
+    epochs: int = 1
+    batch_size: int = 100
+    optimizer: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
+    weight_decay: float = 0.0
+    seed: int = 0
+    dtype: str = "float32"
+
+    @classmethod
+    def from_spec(cls, train: dict) -> "TrainConfig":
+        cfg = cls(**{f.name: train[f.name] for f in dataclasses.fields(cls)
+                     if train.get(f.name) is not None})
+        for name in ("epochs", "batch_size"):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SpecError(f"train.{name}", "must be an integer >= 1")
+        if not isinstance(cfg.weight_decay, (int, float)) or cfg.weight_decay < 0:
+            raise SpecError("train.weight_decay", "must be a number >= 0")
+        if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+            raise SpecError("train.seed", "must be an integer >= 0")
+        if cfg.dtype not in DTYPES:
+            raise SpecError("train.dtype", f"must be one of {', '.join(DTYPES)}")
+        if not isinstance(cfg.optimizer, dict):
+            raise SpecError("train.optimizer", "must be an object with a type")
+        return cfg
+
+
+def _has_conv(model_spec: dict) -> bool:
+    """Whether the expanded model has a conv layer, i.e. needs (N, 1, 28, 28) inputs."""
+    try:
+        layers = nncore.expand_model(model_spec, IMAGE_SHAPE, NUM_CLASSES)
+    except SpecError as err:
+        raise SpecError(f"model.{err.path}" if err.path else "model", err.message) from err
+    return any(layer["type"] == "conv" for layer in layers)
+
+
+class TrainingRun:
+    """Network + optimizer + data + position; ``fit`` trains, ``checkpoint``/``restore`` resume."""
+
+    def __init__(self, network, optimizer, dataset, config: TrainConfig, backend: str = "numpy"):
+        self.network, self.optimizer, self.dataset, self.config = network, optimizer, dataset, config
+        self._xp = xp = get_xp(backend)
+        dtype = np.dtype(config.dtype)
+        # Inputs go to the backend in the network's dtype once, not per batch.
+        self._x_train, self._x_val, self._x_test = (
+            xp.asarray(x.astype(dtype, copy=False))
+            for x in (dataset.x_train, dataset.x_val, dataset.x_test))
+        self._t_train = xp.asarray(dataset.t_train)
+        self._rng = np.random.Generator(np.random.PCG64(config.seed))
+        self.steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
+        self.total_iterations = config.epochs * self.steps_per_epoch
+        self.metrics: list[dict] = []
+        self.epoch = 0              # epochs completed
+        self.iteration = 0          # steps completed, across epochs
+        self._perm = None           # the current epoch's order while it is under way
+        self._sums = np.zeros(3)    # loss*n, correct, n over the current epoch's steps
+        self._elapsed = 0.0         # seconds already spent in the current epoch
+
+    @classmethod
+    def from_spec(cls, job_spec: dict, data_dir=None, backend: str = "numpy") -> "TrainingRun":
+        """Build dataset, network and optimizer from a job spec (DESIGN.md "The job spec")."""
+        data, model = job_spec.get("data") or {}, job_spec.get("model")
+        if not isinstance(model, dict):
+            raise SpecError("model", "required: a preset or a layer list")
+        config = TrainConfig.from_spec(job_spec.get("train") or {})
+        dataset = load_dataset(
+            data.get("dataset", "synthetic"), data_dir, flatten=not _has_conv(model),
+            val_fraction=data.get("val_fraction", 0.1), train_limit=data.get("train_limit"),
+            seed=data.get("seed", 0), samples=data.get("samples", 2000))
+        network = nncore.build(model, dataset.input_shape, dataset.num_classes, seed=config.seed,
+                               dtype=config.dtype, weight_decay=config.weight_decay,
+                               backend=backend)
+        try:
+            optimizer = nncore.make_optimizer(config.optimizer)
+        except ValueError as err:
+            raise SpecError("train.optimizer", str(err)) from err
+        return cls(network, optimizer, dataset, config, backend)
+
+    def fit(self, on_iteration=None, on_epoch=None, should_stop=None) -> list[dict]:
+        """Train the remaining epochs; returns all per-epoch metrics.
+
+        ``train_loss``/``train_acc`` are the sample-weighted means of the train-mode batch
+        values seen during the epoch (free: no extra pass); ``val_acc``/``test_acc`` come
+        from an eval-mode pass after the epoch. Raises Cancelled and DivergenceError.
+        """
+        while self.epoch < self.config.epochs:
+            start = time.perf_counter() - self._elapsed
+            if self._perm is None:
+                self._perm = self._rng.permutation(len(self.dataset.x_train))
+            self._run_epoch(on_iteration, should_stop, start)
+            row = self._epoch_metrics(time.perf_counter() - start)
+            self.metrics.append(row)
+            self.epoch += 1
+            self._perm, self._sums, self._elapsed = None, np.zeros(3), 0.0
+            if on_epoch is not None:
+                on_epoch(dict(row))
+        return [dict(row) for row in self.metrics]
+
+    def _run_epoch(self, on_iteration, should_stop, start):
+        net, bs = self.network, self.config.batch_size
+        first = self.iteration - self.epoch * self.steps_per_epoch
+        for step in range(first, self.steps_per_epoch):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"cancelled at epoch {self.epoch + 1}, "
+                                f"iteration {self.iteration + 1}")
+            idx = self._xp.asarray(self._perm[step * bs:(step + 1) * bs])
+            x, t = self._x_train[idx], self._t_train[idx]
+            grads = net.gradient(x, t)
+            loss = float(net.last_loss)
+            if not math.isfinite(loss):
+                raise DivergenceError(f"loss became {loss} at epoch {self.epoch + 1}, "
+                                      f"iteration {self.iteration + 1}")
+            self.optimizer.update(net.params, grads)
+            self._sums += (loss * len(idx), self._batch_correct(t), len(idx))
+            self.iteration += 1
+            self._elapsed = time.perf_counter() - start
+            if on_iteration is not None:
+                on_iteration({"epoch": self.epoch + 1, "iteration": self.iteration,
+                              "total_iterations": self.total_iterations})
+
+    def _batch_correct(self, t) -> int:
+        """Correct train-mode predictions of the last step, from the scores it computed."""
+        return int((self.network.last_scores.argmax(axis=1) == t).sum())
+
+    def _epoch_metrics(self, seconds: float) -> dict:
+        loss_sum, correct, n = self._sums
+        return {"epoch": self.epoch + 1, "train_loss": float(loss_sum / n),
+                "train_acc": float(correct / n),
+                "val_acc": self.accuracy(self._x_val, self.dataset.t_val),
+                "test_acc": self.accuracy(self._x_test, self.dataset.t_test),
+                "seconds": seconds}
+
+    def accuracy(self, x, t) -> float | None:
+        """Eval-mode accuracy in batches of EVAL_BATCH; None for an empty set."""
+        if len(t) == 0:
+            return None
+        correct = 0
+        for i in range(0, len(t), EVAL_BATCH):
+            pred = to_numpy(self.network.predict(x[i:i + EVAL_BATCH]).argmax(axis=1))
+            correct += int((pred == t[i:i + EVAL_BATCH]).sum())
+        return correct / len(t)
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue exactly here, as a flat name -> array dict."""
+        state = {f"net/{k}": to_numpy(v) for k, v in self.network.state_dict().items()}
+        state.update({f"opt/{k}": to_numpy(v) for k, v in self.optimizer.state_dict().items()})
+        state.update({f"rng/shuffle/{k}": v for k, v in rng_to_arrays(self._rng).items()})
+        state.update({f"rng/net/{k}": to_numpy(v) for k, v in self.network.rng_state().items()})
+        state["pos/epoch"] = np.array(self.epoch, np.int64)
+        state["pos/iteration"] = np.array(self.iteration, np.int64)
+        state["pos/sums"] = self._sums.copy()
+        state["pos/elapsed"] = np.array(self._elapsed)
+        if self._perm is not None:
+            state["pos/perm"] = self._perm.copy()
+        for key in METRIC_KEYS:
+            values = [np.nan if row[key] is None else row[key] for row in self.metrics]
+            state[f"metrics/{key}"] = np.array(values, np.int64 if key == "epoch" else np.float64)
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Load a ``checkpoint()``; the next ``fit`` continues where it was taken."""
+        def section(prefix):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+        self.network.load_state_dict(section("net/"))
+        self.optimizer.load_state_dict(section("opt/"), xp=self._xp)
+        self.network.set_rng_state(section("rng/net/"))
+        self._rng = rng_from_arrays(section("rng/shuffle/"))
+        self.epoch = int(state["pos/epoch"])
+        self.iteration = int(state["pos/iteration"])
+        self._sums = np.array(state["pos/sums"], np.float64)
+        self._elapsed = float(state["pos/elapsed"])
+        self._perm = np.array(state["pos/perm"]) if "pos/perm" in state else None
+        columns = [state[f"metrics/{key}"] for key in METRIC_KEYS]
+        self.metrics = [
+            {key: int(v) if key == "epoch" else (None if math.isnan(v) else float(v))
+             for key, v in zip(METRIC_KEYS, row)}
+            for row in zip(*columns)
+        ]
