@@ -1,0 +1,72 @@
+"""The reconciler: re-enqueue jobs a dead worker left behind, from inside every worker.
+
+Redis gives a killed worker's unacked message back only after the visibility
+timeout (an hour), so each worker also runs this loop in a daemon thread every
+half lease: a running job whose lease expired goes back to ``queued`` and gets a
+new message (the conditional UPDATE lets exactly one worker do it), and a queued
+job nobody touched for NNQ_REQUEUE_AFTER_SECONDS gets its message sent again
+(a lost message; duplicates are harmless because claims are exclusive).
+It needs no beat process: plain ``celery -A workers worker`` runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+
+from service.db import jobs as store
+from service.db import session_factory
+from workers.train import enqueue, lease_seconds
+
+log = logging.getLogger(__name__)
+
+REQUEUE_AFTER_ENV = "NNQ_REQUEUE_AFTER_SECONDS"
+DEFAULT_REQUEUE_AFTER_S = 300.0
+_stop = threading.Event()
+
+
+def requeue_after_seconds() -> float:
+    return float(os.environ.get(REQUEUE_AFTER_ENV) or DEFAULT_REQUEUE_AFTER_S)
+
+
+def reconcile_once(sessions=None) -> list[int]:
+    """One pass; returns the ids it re-enqueued."""
+    sessions = sessions or session_factory()
+    resent = []
+    with sessions() as session:
+        for job in store.expired_leases(session):
+            if store.requeue_expired(session, job.id):
+                log.warning("job %s: lease of %s expired; re-enqueued to resume",
+                            job.id, job.lease_owner)
+                enqueue(job.id, job.device)
+                resent.append(job.id)
+        after = requeue_after_seconds()
+        for job in store.stale_queued(session, after):
+            if store.touch_queued(session, job.id, after):
+                log.warning("job %s: queued for over %.0f s; message re-sent", job.id, after)
+                enqueue(job.id, job.device)
+                resent.append(job.id)
+    return resent
+
+
+def _loop(interval: float) -> None:
+    while not _stop.wait(interval):
+        try:
+            reconcile_once()
+        except Exception:  # the DB or broker is briefly away: try again next round
+            log.warning("reconciler pass failed", exc_info=True)
+
+
+@worker_ready.connect
+def start_reconciler(**_kwargs) -> None:
+    _stop.clear()
+    threading.Thread(target=_loop, args=(lease_seconds() / 2,), daemon=True,
+                     name="nnq-reconciler").start()
+
+
+@worker_shutdown.connect
+def stop_reconciler(**_kwargs) -> None:
+    _stop.set()

@@ -1,0 +1,153 @@
+"""The ``nnq.train_job`` task: claim a job, train it with nncore, record everything.
+
+The task is a thin wrapper around ``run_job``, a plain function: claim with a
+lease (a second delivery of a running job is dropped), resume from the last
+checkpoint, train with JobTracker's callbacks, and end the job in exactly one
+terminal state. Errors a retry cannot fix (bad spec or data, divergence) fail
+the job at once with a readable reason; anything else is retried until the
+job's attempts run out, so no job is left running forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from sqlalchemy import select
+
+import nncore
+from service.db import jobs as store
+from service.db import session_factory
+from service.db.models import EpochMetric, Job
+from workers.celery_app import TRAIN_TASK, app
+from workers.tracker import JobTracker
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS_ENV = "NNQ_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 60.0
+DATA_DIR_ENV = "NNQ_DATA_DIR"
+RETRY_BASE_DELAY_S = 2.0
+FINAL_METRICS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
+
+
+class JobRejected(Exception):
+    """A job that can never succeed as submitted; its message becomes the reason."""
+
+
+def lease_seconds() -> float:
+    return float(os.environ.get(LEASE_SECONDS_ENV) or DEFAULT_LEASE_SECONDS)
+
+
+def worker_owner() -> str:
+    """A lease owner unique to this process and claim: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def queue_for(device: str) -> str:
+    return "gpu" if device == "gpu" else "cpu"
+
+
+def enqueue(job_id: int, device: str, countdown: float | None = None) -> None:
+    """Send the job's id to its queue (the row must be committed first)."""
+    app.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device), countdown=countdown)
+
+
+def _backend(device: str) -> str:
+    if device != "gpu":
+        return "numpy"
+    if not nncore.cupy_available():
+        raise JobRejected(f"device gpu: CuPy is not usable on worker host "
+                          f"{socket.gethostname()}; install nnq[gpu] on a CUDA host")
+    return "cupy"
+
+
+def _check_limits(spec: dict) -> None:
+    """Re-apply the API's schema and limits: a row written by other means gets them too."""
+    from service.spec import SpecInvalid, validate_spec
+
+    try:
+        validate_spec(spec)
+    except SpecInvalid as exc:
+        raise JobRejected(f"invalid spec: {exc}") from exc
+
+
+def _final_metrics(session, job_id: int) -> dict:
+    """The last epoch's row: the model's headline numbers, whichever attempt wrote it."""
+    row = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)
+                          .order_by(EpochMetric.epoch.desc()).limit(1)).first()
+    return {} if row is None else {k: getattr(row, k) for k in FINAL_METRICS}
+
+
+def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
+    _check_limits(job.spec)
+    run = nncore.TrainingRun.from_spec(job.spec, data_dir=os.environ.get(DATA_DIR_ENV) or None,
+                                       backend=_backend(job.device))
+    checkpoint = store.latest_checkpoint(session, job.id)
+    if checkpoint is not None:
+        log.info("job %s: resuming after epoch %s", job.id, checkpoint.epoch)
+        run.restore(nncore.state_from_bytes(checkpoint.state))
+    with JobTracker(sessions, job.id, owner, lease,
+                    lambda: nncore.state_to_bytes(run.checkpoint())) as tracker:
+        run.fit(on_iteration=tracker.on_iteration, on_epoch=tracker.on_epoch,
+                should_stop=tracker.should_stop)
+    metrics = _final_metrics(session, job.id)
+    metrics["epochs"] = run.epoch
+    store.finish_job(session, job.id, owner, run.network, metrics, run.dataset.fingerprint)
+
+
+def run_job(job_id: int) -> str:
+    """Train one job to a terminal state; returns what happened (for logs and tests)."""
+    sessions = session_factory()
+    owner, lease = worker_owner(), lease_seconds()
+    with sessions() as session:
+        job = store.claim_job(session, job_id, owner, lease)
+        if job is None:
+            log.info("job %s: not claimable (running elsewhere or finished); dropped", job_id)
+            return "dropped"
+        log.info("job %s: claimed by %s (attempt %s/%s)", job_id, owner, job.attempts,
+                 job.max_attempts)
+        try:
+            _train(session, sessions, job, owner, lease)
+        except nncore.Cancelled:
+            store.mark_cancelled(session, job_id, owner)
+            return "cancelled"
+        except store.LeaseLost:
+            log.warning("job %s: lease lost; another worker continues it", job_id)
+            return "lost"
+        except nncore.DivergenceError as exc:
+            store.fail_job(session, job_id, f"diverged (NaN/inf loss): {exc}", owner)
+            return "failed"
+        except nncore.DataError as exc:
+            store.fail_job(session, job_id, f"data error: {exc}", owner)
+            return "failed"
+        except nncore.SpecError as exc:
+            store.fail_job(session, job_id, f"invalid spec: {exc}", owner)
+            return "failed"
+        except JobRejected as exc:
+            store.fail_job(session, job_id, str(exc), owner)
+            return "failed"
+        except Exception as exc:
+            log.exception("job %s: unexpected error", job_id)
+            session.rollback()
+            return _retry_or_fail(session, job, owner, f"{type(exc).__name__}: {exc}")
+    log.info("job %s: succeeded", job_id)
+    return "succeeded"
+
+
+def _retry_or_fail(session, job: Job, owner: str, error: str) -> str:
+    if job.attempts >= job.max_attempts:
+        store.fail_job(session, job.id, f"unexpected error on attempt {job.attempts} of "
+                                        f"{job.max_attempts}: {error}", owner)
+        return "failed"
+    if store.release_job(session, job.id, owner, error):
+        enqueue(job.id, job.device, countdown=RETRY_BASE_DELAY_S * 2 ** (job.attempts - 1))
+    return "retry"
+
+
+@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def train_job(job_id: int) -> str:
+    """Celery entry point: the message carries only the job id."""
+    return run_job(int(job_id))
