@@ -1,0 +1,89 @@
+"""``python -m nncore``: trains a tiny spec end to end in a subprocess, as a user would."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore.cli import META_KEY, load_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEC = {
+    "name": "cli-tiny",
+    "data": {"dataset": "synthetic", "samples": 400, "val_fraction": 0.1},
+    "model": {"preset": "mlp", "hidden": [32], "batchnorm": True, "dropout": 0.1},
+    "train": {"epochs": 3, "batch_size": 50, "optimizer": {"type": "adam", "lr": 0.003},
+              "seed": 5},
+}
+
+
+def nncore_cli(*args, cwd):
+    env = dict(os.environ, COLUMNS="120", PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "nncore", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    def write(spec):
+        path = tmp_path / "spec.json"
+        path.write_text(json.dumps(spec))
+        return str(path)
+    return write
+
+
+def test_train_prints_epoch_table_and_writes_a_loadable_model(tmp_path, spec_file):
+    out = tmp_path / "model.npz"
+    result = nncore_cli("train", spec_file(SPEC), "--out", str(out), "--epochs", "2",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for header in ("epoch", "train loss", "train acc", "val acc", "test acc", "seconds"):
+        assert header in result.stdout
+    state = nncore.state_from_bytes(out.read_bytes())
+    assert {"0.W", "1.running_mean", "1.running_var"} <= set(state) and META_KEY in state
+
+    net, meta = load_model(str(out))
+    assert len(meta["metrics"]) == 2                      # --epochs overrides the spec
+    ds = nncore.load_dataset("synthetic", samples=400)
+    assert net.accuracy(ds.x_test, ds.t_test) == meta["metrics"][-1]["test_acc"]
+    rebuilt = nncore.build({"layers": meta["layers"]}, tuple(meta["input_shape"]),
+                           meta["num_classes"], dtype=meta["dtype"])
+    rebuilt.load_state_dict({k: v for k, v in state.items() if k != META_KEY})
+    np.testing.assert_array_equal(rebuilt.predict(ds.x_test), net.predict(ds.x_test))
+
+    evaluated = nncore_cli("eval", str(out), cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"{meta['metrics'][-1]['test_acc']:.4f}" in evaluated.stdout
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"train": {"epochs": 0}}, "train.epochs"),
+    ({"model": {"preset": "mlp", "hidden": [-1]}}, "model.hidden[0]"),
+    ({"data": {"dataset": "cifar"}}, "unknown dataset 'cifar'"),
+])
+def test_bad_spec_gives_a_clear_message_and_exit_code_one(tmp_path, spec_file, change, message):
+    spec = {**SPEC, **change}
+    result = nncore_cli("train", spec_file(spec), "--out", str(tmp_path / "m.npz"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_missing_data_files_give_a_clear_message(tmp_path, spec_file):
+    spec = {**SPEC, "data": {"dataset": "mnist"}}
+    result = nncore_cli("train", spec_file(spec), "--out", str(tmp_path / "m.npz"),
+                        "--data-dir", str(tmp_path / "empty"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_divergence_is_reported_not_raised(tmp_path, spec_file):
+    spec = {**SPEC, "model": {"preset": "mlp", "hidden": [32]},
+            "train": {"epochs": 20, "weight_decay": 1.0, "optimizer": {"type": "sgd", "lr": 1e4}}}
+    result = nncore_cli("train", spec_file(spec), "--out", str(tmp_path / "m.npz"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "loss became" in result.stderr and "Traceback" not in result.stderr
