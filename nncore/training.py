@@ -71,7 +71,8 @@ class TrainingRun:
     """Network + optimizer + data + position; ``fit`` trains, ``checkpoint``/``restore`` resume."""
 
     def __init__(self, network, optimizer, dataset, config: TrainConfig, backend: str = "numpy"):
-        self.network, self.optimizer, self.dataset, self.config = network, optimizer, dataset, config
+        self.network, self.optimizer = network, optimizer
+        self.dataset, self.config = dataset, config
         self._xp = xp = get_xp(backend)
         dtype = np.dtype(config.dtype)
         # Inputs go to the backend in the network's dtype once, not per batch.
