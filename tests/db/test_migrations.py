@@ -1,0 +1,42 @@
+"""Alembic is the only way the schema is made: its head must equal the models."""
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from service.db import Base, make_engine
+from tests.support import alembic_config
+
+TABLES = {"jobs", "epoch_metrics", "checkpoints", "models", "model_tensors", "aliases"}
+
+
+def _diff(url: str) -> list:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_migration_head_equals_models(database_url):
+    assert _diff(database_url) == []
+    assert TABLES <= _tables(database_url)
+
+
+def test_downgrade_to_base_and_upgrade_again(database_url):
+    cfg = alembic_config(database_url)
+    command.downgrade(cfg, "base")
+    assert _tables(database_url) <= {"alembic_version"}
+    command.upgrade(cfg, "head")
+    assert _diff(database_url) == []

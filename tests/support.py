@@ -1,0 +1,186 @@
+"""Real PostgreSQL, Redis and worker processes for the tests, each isolated per run.
+
+Several test runs may share this machine, so nothing here uses a fixed port,
+database name or Redis DB index.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL_ENV = "NNQ_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL_ENV = "NNQ_TEST_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+REDIS_DB_INDEXES = range(1, 16)  # 0 is left to people's own stacks
+STARTUP_TIMEOUT_S = 60.0
+STOP_GRACE_S = 5.0
+
+
+def alembic_config(url: str):
+    """An Alembic config for ``url`` that leaves the test's logging alone."""
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+# PostgreSQL ---------------------------------------------------------------------------------
+
+def postgres_admin_url() -> str:
+    return os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+
+
+def postgres_unreachable_reason() -> str | None:
+    """None when a server answers, else why not (used as the skip reason)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(postgres_admin_url(), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {postgres_admin_url()}: {exc}".strip()
+
+
+def create_postgres_database() -> str:
+    """A fresh empty database; returns its SQLAlchemy URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"nnq_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    admin = make_url(postgres_admin_url().replace("postgresql://", "postgresql+psycopg://", 1))
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop it even while a killed worker's connections linger."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Redis --------------------------------------------------------------------------------------
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """A throwaway ``redis-server`` without persistence, on a free port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not redis_reachable(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc)
+            raise RuntimeError(f"private redis-server on port {port} did not start")
+        time.sleep(0.1)
+    return proc, url
+
+
+def claim_redis_db(server_url: str) -> str:
+    """A URL for an empty DB index on the server, chosen at random (shared servers)."""
+    import redis
+
+    indexes = list(REDIS_DB_INDEXES)
+    random.shuffle(indexes)
+    for index in indexes:
+        url = f"{server_url.rstrip('/')}/{index}"
+        if redis.Redis.from_url(url).dbsize() == 0:
+            return url
+    raise RuntimeError(f"no empty Redis DB index on {server_url}")
+
+
+def flush_redis_db(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+# Processes ----------------------------------------------------------------------------------
+
+def stop_process(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class WorkerProcess:
+    """A real ``celery -A workers worker`` subprocess bound to a test's DB and broker."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "cpu"):
+        self.name = f"nnq-test-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
+             "--pool", "solo", "--concurrency", "1", "-n", f"{self.name}@%h",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Until the worker logs that it consumes; fail with its log if it dies."""
+        deadline = time.monotonic() + timeout
+        while f"{self.name}@" not in self.log() or " ready." not in self.log():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready after {timeout} s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no ack, the lease simply stops being renewed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self._log.close()
