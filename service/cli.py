@@ -218,7 +218,7 @@ def predict_request(path: Path) -> dict:
         return {"content": path.read_bytes(),
                 "headers": {"Content-Type": "application/octet-stream"}}
     if suffix == ".png":
-        return {"files": {"file": (path.name, path.read_bytes(), "image/png")}}
+        return {"files": {"image": (path.name, path.read_bytes(), "image/png")}}
     raise _fail(f"{path}: expected a .json, .npy or .png file")
 
 

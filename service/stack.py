@@ -251,7 +251,7 @@ class Stack:
             self._check_children()
             try:
                 response = httpx.get(url, timeout=2.0)
-                if response.status_code == 200:
+                if _all_parts_up(response):
                     self.say(f"API ready at {self.api_url}")
                     return
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
@@ -270,6 +270,16 @@ class Stack:
         _signal_group(child.pid, signal.SIGKILL)
         child.process.wait()
         self.say(f"stopped {child.name}")
+
+
+def _all_parts_up(response: httpx.Response) -> bool:
+    """Health says DB, broker and a worker answer (so a job submitted now will run)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    parts = ("db", "broker", "workers")
+    return response.status_code == 200 and all(body.get(part, True) for part in parts)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
