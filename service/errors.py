@@ -7,6 +7,7 @@ all turned into that shape here, so a client never sees an HTML page.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, jsonify, request
@@ -97,14 +98,20 @@ def check_json_body():
     try:
         request.get_json()
     except HTTPException as exc:
-        detail = (exc.description or "").removeprefix("Failed to decode JSON object: ")
-        raise BadRequest(f"{BODY}: malformed JSON ({detail})") from exc
+        raise BadRequest(f"{BODY}: malformed JSON ({_json_problem(request.get_data())})") from exc
     return None
 
 
-def register_error_handlers(app: Flask) -> None:
-    app.before_request(check_json_body)
+def _json_problem(data: bytes) -> str:
+    """The decoder's own words (Flask hides them outside debug mode)."""
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        return str(exc)
+    return "not decodable"
 
+
+def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)

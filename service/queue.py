@@ -39,8 +39,8 @@ def enqueue_job(broker_url: str, job_id: int, device: str = "cpu") -> bool:
     try:
         client(broker_url).send_task(TRAIN_TASK, args=[job_id], queue=queue,
                                      retry=True, retry_policy=PUBLISH_RETRY_POLICY)
-    except Exception:  # noqa: BLE001 - any broker failure leaves the job to the reconciler
-        log.warning("job %s: could not reach the broker at %s; it stays queued for the "
-                    "reconciler", job_id, broker_url, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the job to the reconciler
+        log.warning("job %s: could not reach the broker at %s (%s); it stays queued for the "
+                    "reconciler", job_id, broker_url, exc)
         return False
     return True

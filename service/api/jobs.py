@@ -1,0 +1,124 @@
+"""Jobs: submit a spec, list and read jobs, their metrics and curves, cancel."""
+
+from __future__ import annotations
+
+from flask import Response
+from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy import func, select
+
+from service.api import API_PREFIX
+from service.api.deps import db, setting
+from service.api.schemas import (
+    JobList,
+    JobOut,
+    JobPath,
+    JobQuery,
+    MetricsOut,
+    SubmitHeaders,
+    dump,
+)
+from service.db import EpochMetric, Job
+from service.db.jobs import create_job, get_job, request_cancel
+from service.errors import Conflict, ErrorResponse, NotFound
+from service.plots import curves_png
+from service.queue import enqueue_job
+from service.spec import JobSpec, check_spec, spec_document
+
+bp = APIBlueprint("jobs", __name__, url_prefix=f"{API_PREFIX}/jobs",
+                  abp_tags=[Tag(name="jobs", description="training runs")])
+MUTATING = [{"bearer": []}]
+PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+       "description": "accuracy per epoch"}
+
+
+def job_dict(job: Job) -> dict:
+    """The job resource of DESIGN.md, progress grouped as the API shows it."""
+    fields = ("id", "name", "status", "device", "attempts", "max_attempts", "error", "model_id",
+              "sweep_id", "cancel_requested", "spec", "created_at", "started_at", "finished_at",
+              "updated_at")
+    out = {f: getattr(job, f) for f in fields}
+    out["progress"] = {"epoch": job.epoch, "iteration": job.iteration,
+                       "total_iterations": job.total_iterations}
+    return dump(JobOut, out)
+
+
+def _job_or_404(job_id: int) -> Job:
+    job = get_job(db(), job_id)
+    if job is None:
+        raise NotFound(f"job_id: no job {job_id}")
+    return job
+
+
+def _metric_rows(job_id: int) -> list[EpochMetric]:
+    return list(db().scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)
+                             .order_by(EpochMetric.epoch)))
+
+
+@bp.post("", responses={200: JobOut, 202: JobOut, 409: ErrorResponse}, security=MUTATING)
+def submit_job(body: JobSpec, header: SubmitHeaders):
+    """Submit a training spec; 202 with the queued job (200 with the earlier job on a repeated
+    Idempotency-Key)."""
+    check_spec(body)
+    document = spec_document(body)
+    model = document["model"]
+    name = body.name or f"{document['data']['dataset']}-{model.get('preset', 'layers')}"
+    job, created = create_job(db(), document, device=body.device,
+                              idempotency_key=header.idempotency_key, name=name)
+    if not created:
+        if job.spec != document:
+            raise Conflict("Idempotency-Key: already used for a different spec",
+                           details={"job_id": job.id})
+        return job_dict(job), 200
+    enqueue_job(setting("NNQ_BROKER_URL"), job.id, job.device)
+    return job_dict(job), 202
+
+
+@bp.get("", responses={200: JobList})
+def list_jobs(query: JobQuery):
+    """Jobs, newest first, filtered by status and name."""
+    where = []
+    if query.status:
+        where.append(Job.status == query.status)
+    if query.name:
+        where.append(Job.name == query.name)
+    total = db().scalar(select(func.count()).select_from(Job).where(*where))
+    jobs = db().scalars(select(Job).where(*where).order_by(Job.id.desc())
+                        .limit(query.limit).offset(query.offset))
+    return {"items": [job_dict(j) for j in jobs], "total": total, "limit": query.limit,
+            "offset": query.offset}
+
+
+@bp.get("/<int:job_id>", responses={200: JobOut})
+def read_job(path: JobPath):
+    """One job: status, progress, attempts, error and the model it produced."""
+    return job_dict(_job_or_404(path.job_id))
+
+
+@bp.get("/<int:job_id>/metrics", responses={200: MetricsOut})
+def job_metrics(path: JobPath):
+    """One row per finished epoch: train loss/accuracy, val and test accuracy, seconds."""
+    _job_or_404(path.job_id)
+    return dump(MetricsOut, {"job_id": path.job_id, "items": _metric_rows(path.job_id)})
+
+
+@bp.get("/<int:job_id>/curves.png", responses={200: PNG})
+def job_curves(path: JobPath):
+    """The lecture's figure: train/val/test accuracy per epoch."""
+    job = _job_or_404(path.job_id)
+    rows = dump(MetricsOut, {"job_id": job.id, "items": _metric_rows(job.id)})["items"]
+    png = curves_png(rows, title=f"job {job.id}: {job.name}")
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/<int:job_id>/cancel", responses={200: JobOut, 202: JobOut, 409: ErrorResponse},
+         security=MUTATING)
+def cancel_job(path: JobPath):
+    """Cancel: a queued job ends at once (200); a running one is flagged and its worker stops
+    it between iterations (202); a finished job cannot be cancelled (409)."""
+    job = _job_or_404(path.job_id)
+    if job.is_terminal:
+        raise Conflict(f"job {job.id} is already {job.status}")
+    job = request_cancel(db(), job.id)
+    if job.is_terminal and job.status != "cancelled":
+        raise Conflict(f"job {job.id} is already {job.status}")
+    return job_dict(job), (200 if job.is_terminal else 202)
