@@ -1,0 +1,176 @@
+"""Models: list, read (architecture, metrics, tensor list), download state, aliases, predict."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from flask import Response, request
+from flask_openapi3 import APIBlueprint, RawModel, Tag
+from flask_openapi3.models import MediaType, RequestBody, Schema
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+import nncore
+from service import inference
+from service.api import API_PREFIX
+from service.api.deps import db
+from service.api.schemas import (
+    AliasIn,
+    AliasOut,
+    AliasPath,
+    ModelList,
+    ModelOut,
+    ModelPath,
+    ModelQuery,
+    ModelSummary,
+    PredictIn,
+    PredictOut,
+    TensorOut,
+    dump,
+)
+from service.db import Alias, Model, ModelTensor, utcnow
+from service.db.tensors import state_from_rows
+from service.errors import NotFound, Unprocessable, invalid_response
+from service.spec import SpecInvalid, problems_from
+
+bp = APIBlueprint("models", __name__, url_prefix=f"{API_PREFIX}/models",
+                  abp_tags=[Tag(name="models", description="trained networks and inference")])
+MUTATING = [{"bearer": []}]
+NPY_TYPES = ("application/octet-stream", "application/x-npy")
+NPZ = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+       "description": "the model's tensors as .npz (no pickle)"}
+
+
+class PredictBody(RawModel):
+    mimetypes = ["application/json", *NPY_TYPES, "multipart/form-data"]
+
+
+def _aliases_of(model_ids: list[int]) -> dict[int, list[str]]:
+    names = defaultdict(list)
+    rows = db().execute(select(Alias.model_id, Alias.name).where(Alias.model_id.in_(model_ids))
+                        .order_by(Alias.name))
+    for model_id, name in rows:
+        names[model_id].append(name)
+    return names
+
+
+def _summary(model: Model, aliases: list[str]) -> dict:
+    fields = ("id", "job_id", "name", "input_shape", "num_classes", "dtype", "metrics",
+              "created_at")
+    return {**{f: getattr(model, f) for f in fields}, "aliases": aliases}
+
+
+def _model_id(ref: str) -> int:
+    try:
+        return inference.resolve_ref(db(), ref)
+    except inference.ModelNotFound as exc:
+        raise NotFound(f"ref: {exc}") from None
+
+
+def _model(ref: str) -> Model:
+    model = db().get(Model, _model_id(ref))
+    if model is None:
+        raise NotFound(f"ref: no model {ref!r}")
+    return model
+
+
+@bp.get("", responses={200: ModelList})
+def list_models(query: ModelQuery):
+    """Stored models, newest first, with their final metrics and aliases."""
+    total = db().scalar(select(func.count()).select_from(Model))
+    models = list(db().scalars(select(Model).order_by(Model.id.desc())
+                               .limit(query.limit).offset(query.offset)))
+    aliases = _aliases_of([m.id for m in models])
+    items = [_summary(m, aliases[m.id]) for m in models]
+    return dump(ModelList, {"items": items, "total": total, "limit": query.limit,
+                            "offset": query.offset})
+
+
+@bp.get("/<ref>", responses={200: ModelOut})
+def read_model(path: ModelPath):
+    """A model: expanded layers (``nncore.build({"layers": layers}, ...)`` rebuilds it),
+    metrics, and one entry per stored tensor, BatchNorm running statistics included."""
+    model = _model(path.ref)
+    columns = [getattr(ModelTensor, f) for f in TensorOut.model_fields]
+    tensors = [dict(row._mapping) for row in db().execute(
+        select(*columns).where(ModelTensor.model_id == model.id).order_by(ModelTensor.id))]
+    out = {**_summary(model, _aliases_of([model.id])[model.id]), "layers": model.layers,
+           "data_fingerprint": model.data_fingerprint, "tensors": tensors}
+    return dump(ModelOut, out)
+
+
+@bp.get("/<ref>/state.npz", responses={200: NPZ})
+def model_state(path: ModelPath):
+    """The stored tensors as an .npz archive, loadable with ``allow_pickle=False``."""
+    model = _model(path.ref)
+    rows = db().scalars(select(ModelTensor).where(ModelTensor.model_id == model.id))
+    data = nncore.state_to_bytes(state_from_rows(rows))
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename=model-{model.id}.npz"})
+
+
+@bp.put("/aliases/<name>", responses={200: AliasOut}, security=MUTATING)
+def set_alias(path: AliasPath, body: AliasIn):
+    """Point an alias (e.g. ``production``) at a model; predict and read accept the alias."""
+    if db().get(Model, body.model_id) is None:
+        raise NotFound(f"model_id: no model {body.model_id}")
+    alias = db().get(Alias, path.name)
+    if alias is None:
+        alias = Alias(name=path.name, model_id=body.model_id)
+        db().add(alias)
+    else:
+        alias.model_id, alias.updated_at = body.model_id, utcnow()
+    db().commit()
+    return dump(AliasOut, alias)
+
+
+def _request_inputs() -> tuple:
+    """The samples of a predict request, by content type: JSON, .npy, or PNG upload."""
+    if request.mimetype in NPY_TYPES:
+        return inference.from_npy(request.get_data()), "body"
+    if request.mimetype == "multipart/form-data":
+        files = request.files.getlist("image")
+        if not files:
+            raise Unprocessable("image: upload a 28x28 PNG in the form field 'image'")
+        return inference.from_png([f.read() for f in files]), "image"
+    if not request.is_json:
+        raise Unprocessable(f"body: unsupported Content-Type {request.mimetype!r}; send JSON, "
+                            ".npy (application/octet-stream) or a PNG upload")
+    payload = request.get_json(silent=True)
+    try:
+        body = PredictIn.model_validate(payload)
+    except ValidationError as exc:
+        raise SpecInvalid(problems_from(exc, payload)) from None
+    return inference.from_json(body.inputs), "inputs"
+
+
+@bp.post("/<ref>/predict", responses={200: PredictOut}, security=MUTATING)
+def predict(path: ModelPath, raw: PredictBody):
+    """Class probabilities and labels from the eval-mode forward (running statistics, no
+    dropout). Body: JSON ``{"inputs": [...]}``, an ``.npy`` array, or a PNG in field ``image``."""
+    model_id = _model_id(path.ref)
+    try:
+        x, field = _request_inputs()
+        net = inference.CACHE.get(db(), model_id)
+        x = inference.shape_inputs(x, net.input_shape, net.dtype, field)
+    except inference.InputError as exc:
+        return invalid_response([(exc.field, exc.message)])
+    labels, proba = inference.predict(net, x)
+    return {"model_id": model_id, "labels": labels.tolist(), "probabilities": proba.tolist()}
+
+
+def _document_predict_body() -> None:
+    """The predict route reads its body by hand; describe its three forms in the document."""
+    binary = Schema(type="string", format="binary")
+    bp.paths[f"{API_PREFIX}/models/{{ref}}/predict"].post.requestBody = RequestBody(
+        required=True,
+        content={
+            "application/json": MediaType(schema=Schema(**{"$ref": "#/components/schemas/PredictIn"})),
+            **{t: MediaType(schema=binary) for t in NPY_TYPES},
+            "multipart/form-data": MediaType(schema=Schema(
+                type="object", properties={"image": binary}, required=["image"])),
+        })
+    bp.components_schemas["PredictIn"] = Schema(**PredictIn.model_json_schema())
+
+
+_document_predict_body()
