@@ -6,18 +6,14 @@ Public surface (workers, the service and outside checks rely on these names):
 ``SpecError``, ``DataError``, ``DivergenceError``, ``Cancelled``. See docs/nncore.md.
 """
 from .backend import cupy_available, get_xp, to_numpy
+from .data import DATASETS, Dataset, load_dataset, read_idx
 from .errors import Cancelled, DataError, DivergenceError, SpecError
 from .network import Network, build
 from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .rng import rng_from_arrays, rng_to_arrays
 from .spec import PRESETS, count_params, expand_model
 from .state import state_from_bytes, state_to_bytes
-
-try:  # written alongside; absent only while the data/training modules are being added
-    from .data import DATASETS, Dataset, load_dataset, read_idx
-    from .training import TrainingRun
-except ImportError:  # pragma: no cover
-    pass
+from .training import TrainingRun
 
 __all__ = [
     "Cancelled", "DATASETS", "DataError", "Dataset", "DivergenceError", "Network", "OPTIMIZERS",
