@@ -20,8 +20,8 @@ def test_network_gradient_matches_numeric_gradient(spec, shape):
     """Sampled entries of every tensor, float64, dropout masks replayed for each evaluation."""
     rng = np.random.default_rng(0)
     net = nncore.build(spec, shape, 10, seed=1, dtype="float64", weight_decay=0.01)
-    x = rng.random((2, *shape))
-    t = rng.integers(0, 10, 2)
+    x = rng.random((3, *shape))
+    t = rng.integers(0, 10, 3)
     masks = net.rng_state()
 
     def loss():
