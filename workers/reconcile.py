@@ -38,9 +38,9 @@ def reconcile_once(sessions=None) -> list[int]:
     resent = []
     with sessions() as session:
         for job in store.expired_leases(session):
+            owner = job.lease_owner
             if store.requeue_expired(session, job.id):
-                log.warning("job %s: lease of %s expired; re-enqueued to resume",
-                            job.id, job.lease_owner)
+                log.warning("job %s: lease of %s expired; re-enqueued to resume", job.id, owner)
                 enqueue(job.id, job.device)
                 resent.append(job.id)
         after = requeue_after_seconds()

@@ -150,3 +150,14 @@ def test_fail_job_keeps_the_reason_and_ends_the_lease(session, job):
     assert (failed.status, failed.error, failed.lease_owner) == (
         "failed", "diverged (NaN/inf loss)", None)
     assert failed.finished_at is not None
+
+
+def test_stale_queued_job_is_resent_by_one_caller_only(session, job):
+    assert store.stale_queued(session, older_than_seconds=60) == []
+    session.execute(update(Job).where(Job.id == job.id)
+                    .values(updated_at=utcnow() - dt.timedelta(seconds=120)))
+    session.commit()
+    assert [j.id for j in store.stale_queued(session, older_than_seconds=60)] == [job.id]
+    assert store.touch_queued(session, job.id, older_than_seconds=60)
+    assert not store.touch_queued(session, job.id, older_than_seconds=60)
+    assert store.stale_queued(session, older_than_seconds=60) == []

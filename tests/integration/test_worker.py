@@ -13,6 +13,8 @@ import pytest
 from celery import Celery
 from sqlalchemy import select
 
+import nncore
+
 from service.db import TERMINAL_STATUSES, EpochMetric, Job, Model, ModelTensor
 from service.db import jobs as store
 
@@ -149,14 +151,16 @@ def test_cancelled_running_job_ends_cancelled(sessions, worker, enqueue):
 def test_unrunnable_jobs_fail_with_a_readable_reason(sessions, worker, enqueue, tmp_path):
     empty = tmp_path / "no-data"
     empty.mkdir()
-    w = worker(env={"NNQ_DATA_DIR": str(empty)})
+    w = worker(env={"NNQ_DATA_DIR": str(empty)}, queues="cpu,gpu")
     # weight decay 1 with lr 10 multiplies every weight by -9 per step: inf within an epoch
     diverging = _submit(sessions, _spec("diverge", epochs=3, hidden=[32], weight_decay=1.0,
                                         optimizer={"type": "sgd", "lr": 10.0}))
     missing = _submit(sessions, {**_spec("missing", epochs=1, hidden=[8]),
                                  "data": {"dataset": "mnist"}})
+    on_gpu = _submit(sessions, {**_spec("gpu", epochs=1, hidden=[8]), "device": "gpu"})
     enqueue(diverging)
     enqueue(missing)
+    enqueue(on_gpu, queue="gpu")
 
     job = _wait_terminal(sessions, diverging, [w])
     assert job.status == "failed"
@@ -164,3 +168,8 @@ def test_unrunnable_jobs_fail_with_a_readable_reason(sessions, worker, enqueue, 
     job = _wait_terminal(sessions, missing, [w])
     assert job.status == "failed"
     assert "data error" in job.error and "mnist" in job.error and "not found" in job.error
+    job = _wait_terminal(sessions, on_gpu, [w])
+    if nncore.cupy_available():
+        assert job.status == "succeeded", job.error
+    else:
+        assert job.status == "failed" and "CuPy is not usable" in job.error
