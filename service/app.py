@@ -13,13 +13,13 @@ from service.errors import (
     VALIDATION_STATUS,
     ErrorResponse,
     check_json_body,
+    error_responses,
     register_error_handlers,
     validation_error_callback,
 )
 
 API_VERSION = "1.0.0"
 BEARER = {"type": "http", "scheme": "bearer"}
-ERROR_RESPONSES = {status: ErrorResponse for status in (400, 401, 404, 413, VALIDATION_STATUS)}
 
 
 def create_app(config: dict | None = None) -> OpenAPI:
@@ -30,7 +30,7 @@ def create_app(config: dict | None = None) -> OpenAPI:
                   description="Training jobs for the NumPy networks of Deep Learning from "
                               "Scratch, and inference from the stored models."),
         security_schemes={"bearer": BEARER},
-        responses=ERROR_RESPONSES,
+        responses=error_responses(),
         doc_prefix=API_PREFIX,
         doc_url="/openapi.json",
         validation_error_status=VALIDATION_STATUS,

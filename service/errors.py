@@ -34,6 +34,14 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
+ERROR_STATUSES = (400, 401, 404, 413, VALIDATION_STATUS)
+
+
+def error_responses() -> dict:
+    """The error statuses every route may answer, for the OpenAPI document."""
+    return {status: ErrorResponse for status in ERROR_STATUSES}
+
+
 class ApiError(Exception):
     """An expected failure with its HTTP status; the message is shown to the client."""
 

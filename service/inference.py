@@ -9,6 +9,7 @@ samples, batch and dtype the numbers equal the worker's bit for bit. No Flask he
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import math
 import threading
@@ -40,29 +41,52 @@ class InputError(ValueError):
         self.field, self.message = field, message
 
 
+@dataclasses.dataclass
+class LoadedModel:
+    """A rebuilt network and the lock that keeps its layers' forward caches per call."""
+
+    net: object
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels (N,), probabilities (N, num_classes)) from the eval-mode forward."""
+        with self.lock:
+            proba = np.asarray(nncore.to_numpy(self.net.predict_proba(x)))
+        return proba.argmax(axis=1), proba
+
+
+def _key(session: Session, model_id: int) -> tuple[str, int]:
+    """Model ids are per database, so the database URL is part of the key."""
+    return str(session.get_bind().url), model_id
+
+
 class ModelCache:
-    """Rebuilt networks keyed by model id; least recently used ones are dropped."""
+    """Rebuilt networks keyed by (database, model id); least recently used ones are dropped.
+
+    Stored models never change, so an entry never goes stale.
+    """
 
     def __init__(self, size: int = CACHE_SIZE):
         self.size = size
-        self._nets: collections.OrderedDict[int, object] = collections.OrderedDict()
+        self._nets: collections.OrderedDict[tuple, LoadedModel] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session: Session, model_id: int):
+    def get(self, session: Session, model_id: int) -> LoadedModel:
+        key = _key(session, model_id)
         with self._lock:
-            net = self._nets.get(model_id)
+            net = self._nets.get(key)
             if net is not None:
-                self._nets.move_to_end(model_id)
+                self._nets.move_to_end(key)
                 return net
-        net = load_network(session, model_id)
+        net = LoadedModel(load_network(session, model_id))
         with self._lock:
-            self._nets[model_id] = net
+            self._nets[key] = net
             while len(self._nets) > self.size:
                 self._nets.popitem(last=False)
         return net
 
-    def __contains__(self, model_id: int) -> bool:
-        return model_id in self._nets
+    def has(self, session: Session, model_id: int) -> bool:
+        return _key(session, model_id) in self._nets
 
 
 CACHE = ModelCache()
@@ -72,7 +96,7 @@ def resolve_ref(session: Session, ref: str) -> int:
     """A model id from ``ref`` (digits: an id, else an alias name); raises ModelNotFound."""
     if ref.isdigit():
         model_id = int(ref)
-        if model_id in CACHE or session.get(Model, model_id) is not None:
+        if CACHE.has(session, model_id) or session.get(Model, model_id) is not None:
             return model_id
         raise ModelNotFound(f"no model {model_id}")
     alias = session.get(Alias, ref, populate_existing=True)
@@ -101,9 +125,12 @@ def shape_inputs(x: np.ndarray, input_shape: tuple, dtype, field: str = "inputs"
     if x.ndim >= 1 and x.shape == (size,):
         x = x[None]
     accepted = {(size,), tuple(input_shape), tuple(d for d in input_shape if d != 1)}
+    if size == IMAGE_SIDE * IMAGE_SIDE:
+        accepted |= {(1, IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE, IMAGE_SIDE)}
     if x.ndim < 2 or tuple(x.shape[1:]) not in accepted:
-        raise InputError(field, f"each sample must have {size} values or shape "
-                                f"{tuple(input_shape)}; got samples of shape {tuple(x.shape[1:])}")
+        shapes = " or ".join(str(shape) for shape in sorted(accepted, key=len))
+        raise InputError(field, f"each sample must have {size} values (shape {shapes}); "
+                                f"got samples of shape {tuple(x.shape[1:])}")
     if len(x) == 0:
         raise InputError(field, "needs at least one sample")
     if len(x) > MAX_SAMPLES:
@@ -155,8 +182,3 @@ def from_png(files: list[bytes]) -> np.ndarray:
     np.multiply(raw, PIXEL_SCALE, out=out)
     return out
 
-
-def predict(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels (N,), probabilities (N, num_classes)) from the eval-mode forward."""
-    proba = np.asarray(nncore.to_numpy(net.predict_proba(x)))
-    return proba.argmax(axis=1), proba

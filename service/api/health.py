@@ -11,12 +11,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.schemas import HealthOut, dump
+from service.errors import error_responses
 from service.queue import client
 
 log = logging.getLogger(__name__)
 
 bp = APIBlueprint("health", __name__, url_prefix=API_PREFIX,
-                  abp_tags=[Tag(name="health", description="reachability of the parts")])
+                  abp_tags=[Tag(name="health", description="reachability of the parts")],
+                  abp_responses=error_responses())
 BROKER_TIMEOUT_S = 0.5
 WORKER_PING_TIMEOUT_S = 1.0
 

@@ -19,13 +19,14 @@ from service.api.schemas import (
 )
 from service.db import EpochMetric, Job
 from service.db.jobs import create_job, get_job, request_cancel
-from service.errors import Conflict, ErrorResponse, NotFound
+from service.errors import Conflict, ErrorResponse, NotFound, error_responses
 from service.plots import curves_png
 from service.queue import enqueue_job
 from service.spec import JobSpec, check_spec, spec_document
 
 bp = APIBlueprint("jobs", __name__, url_prefix=f"{API_PREFIX}/jobs",
-                  abp_tags=[Tag(name="jobs", description="training runs")])
+                  abp_tags=[Tag(name="jobs", description="training runs")],
+                  abp_responses=error_responses())
 MUTATING = [{"bearer": []}]
 PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
        "description": "accuracy per epoch"}

@@ -30,11 +30,12 @@ from service.api.schemas import (
 )
 from service.db import Alias, Model, ModelTensor, utcnow
 from service.db.tensors import state_from_rows
-from service.errors import NotFound, Unprocessable, invalid_response
+from service.errors import NotFound, Unprocessable, error_responses, invalid_response
 from service.spec import SpecInvalid, problems_from
 
 bp = APIBlueprint("models", __name__, url_prefix=f"{API_PREFIX}/models",
-                  abp_tags=[Tag(name="models", description="trained networks and inference")])
+                  abp_tags=[Tag(name="models", description="trained networks and inference")],
+                  abp_responses=error_responses())
 MUTATING = [{"bearer": []}]
 NPY_TYPES = ("application/octet-stream", "application/x-npy")
 NPZ = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
@@ -151,11 +152,11 @@ def predict(path: ModelPath, raw: PredictBody):
     model_id = _model_id(path.ref)
     try:
         x, field = _request_inputs()
-        net = inference.CACHE.get(db(), model_id)
-        x = inference.shape_inputs(x, net.input_shape, net.dtype, field)
+        loaded = inference.CACHE.get(db(), model_id)
+        x = inference.shape_inputs(x, loaded.net.input_shape, loaded.net.dtype, field)
     except inference.InputError as exc:
         return invalid_response([(exc.field, exc.message)])
-    labels, proba = inference.predict(net, x)
+    labels, proba = loaded.predict(x)
     return {"model_id": model_id, "labels": labels.tolist(), "probabilities": proba.tolist()}
 
 

@@ -43,7 +43,7 @@ class JobPath(BaseModel):
 
 class SubmitHeaders(BaseModel):
     idempotency_key: str | None = Field(
-        None, min_length=1, max_length=200,
+        None, alias="Idempotency-Key", min_length=1, max_length=200,
         description="Idempotency-Key: a repeat with the same key returns the same job")
 
 
