@@ -175,7 +175,8 @@ def load_dataset(name: str, data_dir=None, *, flatten: bool = True, val_fraction
     input_shape = IMAGE_SHAPE
     if flatten:
         input_shape = (int(np.prod(IMAGE_SHAPE)),)
-        x_train, x_val, x_test = (a.reshape(len(a), -1) for a in (x_train, x_val, x_test))
+        x_train, x_val, x_test = (a.reshape(len(a), *input_shape)
+                                  for a in (x_train, x_val, x_test))
     arrays = (x_train, t_train, x_val, t_val, x_test, t_test)
     return Dataset(name, *arrays, input_shape=input_shape, num_classes=NUM_CLASSES,
                    fingerprint=_fingerprint(arrays))

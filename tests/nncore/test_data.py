@@ -136,6 +136,8 @@ def test_data_dir_comes_from_environment(tmp_path, monkeypatch):
     ds = load_dataset("mnist", flatten=False, val_fraction=0.0)
     assert ds.x_train.shape == (50, 1, 28, 28) and ds.input_shape == (1, 28, 28)
     assert ds.x_val.shape == (0, 1, 28, 28)
+    flat = load_dataset("mnist", val_fraction=0.0)
+    assert flat.x_val.shape == (0, 784) and flat.x_train.shape == (50, 784)
 
 
 def test_missing_files_raise_data_error_naming_dataset(tmp_path, monkeypatch):
