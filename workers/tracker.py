@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import jobs as store
@@ -60,7 +61,7 @@ class JobTracker:
                                              self.lease_seconds):
                         self._lost.set()
                         return
-                except Exception:  # a DB blip: the next beat tries again
+                except DBAPIError:  # a DB blip: the next beat tries again
                     log.warning("job %s: lease renewal failed", self.job_id, exc_info=True)
                     session.rollback()
 
@@ -74,9 +75,15 @@ class JobTracker:
         if now - self._last_write < PROGRESS_INTERVAL_S:
             return
         self._last_write = now
-        if not store.record_progress(self._session, self.job_id, self.owner,
-                                     progress["epoch"], progress["iteration"],
-                                     progress["total_iterations"]):
+        try:
+            owned = store.record_progress(self._session, self.job_id, self.owner,
+                                          progress["epoch"], progress["iteration"],
+                                          progress["total_iterations"])
+        except DBAPIError:  # a DB blip costs one progress update, not the attempt
+            log.warning("job %s: progress write failed", self.job_id, exc_info=True)
+            self._session.rollback()
+            return
+        if not owned:
             self._lost.set()
 
     def should_stop(self) -> bool:
@@ -84,7 +91,11 @@ class JobTracker:
         now = self._clock()
         if not self._cancel and now - self._last_poll >= CANCEL_POLL_S:
             self._last_poll = now
-            self._cancel = store.cancel_requested(self._session, self.job_id)
+            try:
+                self._cancel = store.cancel_requested(self._session, self.job_id)
+            except DBAPIError:  # asked again at the next poll
+                log.warning("job %s: cancel poll failed", self.job_id, exc_info=True)
+                self._session.rollback()
         return self._cancel
 
     def on_epoch(self, metrics: dict) -> None:
