@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +57,8 @@ def postgres_unreachable_reason() -> str | None:
         with psycopg.connect(postgres_admin_url(), connect_timeout=3):
             return None
     except psycopg.Error as exc:
-        return f"PostgreSQL not reachable at {postgres_admin_url()}: {exc}".strip()
+        detail = " ".join(str(exc).split())
+        return f"PostgreSQL not reachable at {postgres_admin_url()}: {detail}"
 
 
 def create_postgres_database() -> str:
@@ -100,6 +102,9 @@ def free_port() -> int:
 
 def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     """A throwaway ``redis-server`` without persistence, on a free port."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("no Redis server is reachable and no redis-server binary is installed "
+                           "to start a private one (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
