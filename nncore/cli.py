@@ -19,6 +19,7 @@ from rich.table import Table
 
 import nncore
 from nncore.errors import Cancelled, DataError, DivergenceError, SpecError
+from nncore.training import dataset_options
 
 META_KEY = "meta.json"
 EXIT_ERROR = 1
@@ -113,8 +114,7 @@ def cmd_eval(args, console: Console) -> int:
     data = dict(meta.get("data") or {})
     name = args.dataset or data.get("dataset", "synthetic")
     ds = nncore.load_dataset(name, args.data_dir, flatten=len(meta["input_shape"]) == 1,
-                             val_fraction=data.get("val_fraction", 0.1),
-                             seed=data.get("seed", 0), samples=data.get("samples", 2000))
+                             **dataset_options(data))
     console.print(f"{name} test accuracy: {net.accuracy(ds.x_test, ds.t_test):.4f} "
                   f"({len(ds.x_test)} samples)")
     return 0

@@ -58,6 +58,15 @@ class TrainConfig:
         return cfg
 
 
+def dataset_options(data: dict) -> dict:
+    """load_dataset keywords from the spec's data section; absent or null means the default.
+    ``samples`` and ``seed`` only matter for the synthetic set (seed 0 keeps the same data
+    and validation split for every trial of a sweep, whatever its training seed)."""
+    defaults = {"val_fraction": 0.1, "train_limit": None, "seed": 0, "samples": 2000}
+    return {key: default if data.get(key) is None else data[key]
+            for key, default in defaults.items()}
+
+
 def _has_conv(model_spec: dict) -> bool:
     """Whether the expanded model has a conv layer, i.e. needs (N, 1, 28, 28) inputs."""
     try:
@@ -97,10 +106,8 @@ class TrainingRun:
         if not isinstance(model, dict):
             raise SpecError("model", "required: a preset or a layer list")
         config = TrainConfig.from_spec(job_spec.get("train") or {})
-        dataset = load_dataset(
-            data.get("dataset", "synthetic"), data_dir, flatten=not _has_conv(model),
-            val_fraction=data.get("val_fraction", 0.1), train_limit=data.get("train_limit"),
-            seed=data.get("seed", 0), samples=data.get("samples", 2000))
+        dataset = load_dataset(data.get("dataset") or "synthetic", data_dir,
+                               flatten=not _has_conv(model), **dataset_options(data))
         network = nncore.build(model, dataset.input_shape, dataset.num_classes, seed=config.seed,
                                dtype=config.dtype, weight_decay=config.weight_decay,
                                backend=backend)

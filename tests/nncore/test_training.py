@@ -192,3 +192,12 @@ def test_bad_model_spec_error_path_is_prefixed_with_model():
     with pytest.raises(SpecError) as err:
         TrainingRun.from_spec(spec)
     assert err.value.path.startswith("model.hidden")
+
+
+def test_null_data_fields_mean_the_defaults():
+    spec = job(epochs=1)
+    spec["data"].update({"train_limit": None, "val_fraction": None, "seed": None})
+    run = TrainingRun.from_spec(spec)
+    assert len(run.dataset.x_val) == 32 and len(run.dataset.x_train) == 288
+    spec["data"]["train_limit"] = 100
+    assert len(TrainingRun.from_spec(spec).dataset.x_train) == 100
