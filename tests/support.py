@@ -23,6 +23,8 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL_ENV = "NNQ_TEST_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB_INDEXES = range(1, 16)  # 0 is left to people's own stacks
+REDIS_CLAIM_KEY = "nnq-test:claimed"
+REDIS_CLAIM_TTL_S = 3600  # a crashed run's index frees itself
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 5.0
 
@@ -121,16 +123,24 @@ def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def claim_redis_db(server_url: str) -> str:
-    """A URL for an empty DB index on the server, chosen at random (shared servers)."""
+    """A URL for an empty DB index on the server, taken atomically (runs share servers).
+
+    The claim is a key set with NX in an otherwise empty DB; ``flush_redis_db`` frees it.
+    """
     import redis
 
     indexes = list(REDIS_DB_INDEXES)
     random.shuffle(indexes)
+    token = uuid.uuid4().hex
     for index in indexes:
         url = f"{server_url.rstrip('/')}/{index}"
-        if redis.Redis.from_url(url).dbsize() == 0:
+        client = redis.Redis.from_url(url)
+        if not client.set(REDIS_CLAIM_KEY, token, nx=True, ex=REDIS_CLAIM_TTL_S):
+            continue
+        if client.dbsize() == 1:
             return url
-    raise RuntimeError(f"no empty Redis DB index on {server_url}")
+        client.delete(REDIS_CLAIM_KEY)  # someone else's data lives there
+    raise RuntimeError(f"no free Redis DB index on {server_url}")
 
 
 def flush_redis_db(url: str) -> None:
