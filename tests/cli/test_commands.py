@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from service.stack import free_port
-from cli_helpers import ROOT, cli_env, nnq, stop, wait_for_http
+from tests.cli.cli_helpers import ROOT, cli_env, nnq, stop, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,12 @@ def api_url(database_url, redis_url, tmp_path):
         stop(process)
 
 
+def predicted_labels(stdout: str) -> list[int]:
+    """The label column of `nnq predict`'s table (rows: sample, label, top probability)."""
+    rows = re.findall(r"^\W*\d+\W+(\d)\W+[01]\.\d{4}\W*$", stdout, re.MULTILINE)
+    return [int(label) for label in rows]
+
+
 def write_spec(tmp_path, spec, name="spec.json"):
     path = tmp_path / name
     path.write_text(json.dumps(spec))
@@ -52,6 +58,7 @@ def write_spec(tmp_path, spec, name="spec.json"):
 
 @pytest.mark.timeout(300)
 def test_submit_wait_then_list_and_predict(api_url, worker, tmp_path):
+    worker()
     result = nnq(api_url, "submit", write_spec(tmp_path, TINY_SPEC), "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "metrics per epoch" in result.stdout
@@ -74,7 +81,7 @@ def test_submit_wait_then_list_and_predict(api_url, worker, tmp_path):
     Image.fromarray(image, mode="L").save(tmp_path / "sample.png")
     predicted = nnq(api_url, "predict", model_id, str(tmp_path / "sample.png"))
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
-    assert re.search(r"^\s*0\s+\d\s+[01]\.\d{4}\s*$", predicted.stdout, re.MULTILINE)
+    assert len(predicted_labels(predicted.stdout)) == 1
 
     samples = np.random.default_rng(0).random((3, 784), dtype=np.float32)
     np.save(tmp_path / "samples.npy", samples, allow_pickle=False)
@@ -85,8 +92,8 @@ def test_submit_wait_then_list_and_predict(api_url, worker, tmp_path):
     (tmp_path / "samples.json").write_text(json.dumps({"inputs": samples.tolist()}))
     from_json = nnq(api_url, "predict", model_id, str(tmp_path / "samples.json"))
     assert from_json.returncode == 0, from_json.stderr
-    labels = re.findall(r"^\s*\d\s+(\d)\s", from_npy.stdout, re.MULTILINE)
-    assert labels == re.findall(r"^\s*\d\s+(\d)\s", from_json.stdout, re.MULTILINE)
+    labels = predicted_labels(from_npy.stdout)
+    assert len(labels) == 3 and labels == predicted_labels(from_json.stdout)
 
 
 def test_bad_spec_prints_the_field_and_fails(api_url, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli_helpers import NNQ, ROOT, cli_env, stop, wait_for_http
+from tests.cli.cli_helpers import NNQ, ROOT, cli_env, stop, wait_for_http
 from service.stack import free_port
 
 pytestmark = pytest.mark.integration
