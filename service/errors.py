@@ -107,6 +107,8 @@ def check_json_body():
         request.get_json()
     except HTTPException as exc:
         raise BadRequest(f"{BODY}: malformed JSON ({_json_problem(request.get_data())})") from exc
+    except RecursionError as exc:
+        raise BadRequest(f"{BODY}: JSON nested too deeply") from exc
     return None
 
 

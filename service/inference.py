@@ -26,6 +26,7 @@ from service.db.tensors import state_from_rows
 MAX_SAMPLES = 1000
 CACHE_SIZE = 16
 IMAGE_SIDE = 28
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 NUMERIC_KINDS = "biuf"
 
 
@@ -96,7 +97,9 @@ def resolve_ref(session: Session, ref: str) -> int:
     """A model id from ``ref`` (digits: an id, else an alias name); raises ModelNotFound."""
     if ref.isdigit():
         model_id = int(ref)
-        if CACHE.has(session, model_id) or session.get(Model, model_id) is not None:
+        known = model_id <= MAX_ID and (
+            CACHE.has(session, model_id) or session.get(Model, model_id) is not None)
+        if known:
             return model_id
         raise ModelNotFound(f"no model {model_id}")
     alias = session.get(Alias, ref, populate_existing=True)

@@ -39,7 +39,7 @@ class Strict(BaseModel):
 
 class DataSpec(Strict):
     dataset: Literal[tuple(nncore.DATASETS)] = Field(description="one of nncore.DATASETS")
-    train_limit: int | None = Field(None, ge=1, description="cap on training samples (the book's 300)")
+    train_limit: int | None = Field(None, ge=1, le=10**9, description="cap on training samples (the book's 300)")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     samples: int = Field(2000, ge=10, le=MAX_SYNTHETIC_SAMPLES, description="synthetic only")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="validation split; synthetic data")
@@ -269,7 +269,7 @@ def field_path(loc: tuple, root: Any = None) -> str:
     """``('model', 'layers', 2, 'conv', 'size')`` -> ``model.layers[2].size``.
 
     Pydantic puts union tags into locations; walking the submitted document keeps only the
-    parts that really index into it (a missing field, always last, is kept too).
+    parts that really index into it, plus a missing field (last, under an object).
     """
     parts, node = [], root
     for i, key in enumerate(loc):
@@ -277,7 +277,7 @@ def field_path(loc: tuple, root: Any = None) -> str:
             node = node[key]
         elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
             node = node[key]
-        elif root is not None and i < len(loc) - 1:
+        elif root is not None and (i < len(loc) - 1 or not isinstance(node, dict)):
             continue
         parts.append(f"[{key}]" if isinstance(key, int) else ("." if parts else "") + str(key))
     return "".join(parts)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from service.db import JOB_STATUSES
 
 MAX_PAGE = 500
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns; larger ones cannot exist
+MAX_OFFSET = 10**9
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
 MODEL_REF_DOC = "a model id, or an alias name"
 
@@ -38,7 +40,7 @@ def dump(model: type[BaseModel], obj: Any) -> dict:
 # --- jobs ---------------------------------------------------------------------------------
 
 class JobPath(BaseModel):
-    job_id: int = Field(ge=1)
+    job_id: int = Field(ge=1, le=MAX_ID)
 
 
 class SubmitHeaders(BaseModel):
@@ -53,7 +55,7 @@ class JobQuery(BaseModel):
     status: Literal[JOB_STATUSES] | None = None
     name: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class Progress(Out):
@@ -115,7 +117,7 @@ class AliasPath(BaseModel):
 class AliasIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_id: int = Field(ge=1)
+    model_id: int = Field(ge=1, le=MAX_ID)
 
 
 class AliasOut(Out):
@@ -162,7 +164,7 @@ class ModelQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class PredictIn(BaseModel):

@@ -190,3 +190,22 @@ def test_alias_to_unknown_model_or_bad_name(client, trained):
     assert_error(client.put("/api/v1/models/aliases/prod", json={"model_id": 999}), 404, "model_id")
     assert_error(client.put("/api/v1/models/aliases/42", json={"model_id": trained[0]}), 422, "name")
     assert_error(client.put("/api/v1/models/aliases/prod", json={"model": 1}), 422, "model")
+
+
+def test_out_of_range_ids_and_offsets_are_4xx_on_every_database(client):
+    huge = "9" * 30
+    assert_error(client.get(f"/api/v1/jobs/{huge}"), 422, "job_id")
+    assert_error(client.post(f"/api/v1/jobs/{huge}/cancel"), 422, "job_id")
+    assert_error(client.get(f"/api/v1/jobs?offset={huge}"), 422, "offset")
+    assert_error(client.get(f"/api/v1/models/{huge}"), 404, "ref")
+    assert_error(client.post(f"/api/v1/models/{huge}/predict", json={"inputs": [[0.0] * 784]}),
+                 404, "ref")
+    assert_error(client.put("/api/v1/models/aliases/x", json={"model_id": 10**30}), 422, "model_id")
+    assert_error(client.post("/api/v1/jobs", json=with_("data.train_limit", 10**30)), 422,
+                 "data.train_limit")
+
+
+def test_deeply_nested_json_is_400(client):
+    body = "[" * 100_000 + "]" * 100_000
+    assert_error(client.post("/api/v1/jobs", data=body, content_type="application/json"), 400,
+                 "body")
