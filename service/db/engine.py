@@ -6,8 +6,8 @@ WAL mode, a 30 s busy timeout and foreign keys; PostgreSQL goes through psycopg 
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -56,21 +56,36 @@ def make_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-@functools.cache
-def _cached_engine(url: str) -> Engine:
-    return make_engine(url)
+_engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
+_lock = threading.Lock()
 
 
 def engine_for(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (one pool per URL)."""
-    return _cached_engine(normalize_url(url or database_url()))
-
-
-@functools.cache
-def _cached_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=_cached_engine(url), expire_on_commit=False)
+    url = normalize_url(url or database_url())
+    with _lock:
+        if url not in _engines:
+            _engines[url] = make_engine(url)
+        return _engines[url]
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     """A cached ``sessionmaker`` per URL; objects stay readable after commit."""
-    return _cached_factory(normalize_url(url or database_url()))
+    url = normalize_url(url or database_url())
+    engine = engine_for(url)
+    with _lock:
+        if url not in _factories:
+            _factories[url] = sessionmaker(bind=engine, expire_on_commit=False)
+        return _factories[url]
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child (Celery prefork, gunicorn) never reuse the parent's sockets."""
+    global _lock
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
