@@ -157,9 +157,11 @@ def test_unrunnable_jobs_fail_with_a_readable_reason(sessions, worker, enqueue, 
                                         optimizer={"type": "sgd", "lr": 10.0}))
     missing = _submit(sessions, {**_spec("missing", epochs=1, hidden=[8]),
                                  "data": {"dataset": "mnist"}})
+    too_big = _submit(sessions, _spec("too-big", epochs=1, hidden=[5000, 5000]))
     on_gpu = _submit(sessions, {**_spec("gpu", epochs=1, hidden=[8]), "device": "gpu"})
     enqueue(diverging)
     enqueue(missing)
+    enqueue(too_big)
     enqueue(on_gpu, queue="gpu")
 
     job = _wait_terminal(sessions, diverging, [w])
@@ -168,6 +170,9 @@ def test_unrunnable_jobs_fail_with_a_readable_reason(sessions, worker, enqueue, 
     job = _wait_terminal(sessions, missing, [w])
     assert job.status == "failed"
     assert "data error" in job.error and "mnist" in job.error and "not found" in job.error
+    job = _wait_terminal(sessions, too_big, [w])
+    assert job.status == "failed"
+    assert "invalid spec" in job.error and "limit" in job.error
     job = _wait_terminal(sessions, on_gpu, [w])
     if nncore.cupy_available():
         assert job.status == "succeeded", job.error
