@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_DATABASE_URL = "sqlite:///var/nnq.db"
+from service.db.engine import database_url
+
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # an .npy of 1000 float64 samples is ~6 MiB
 
@@ -12,7 +13,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # an .npy of 1000 float64 samples is ~6 MiB
 def from_env() -> dict:
     """The NNQ_* variables as Flask config keys; unset optional ones are None."""
     return {
-        "NNQ_DATABASE_URL": os.environ.get("NNQ_DATABASE_URL", DEFAULT_DATABASE_URL),
+        "NNQ_DATABASE_URL": database_url(),
         "NNQ_BROKER_URL": os.environ.get("NNQ_BROKER_URL", DEFAULT_BROKER_URL),
         "NNQ_API_TOKEN": os.environ.get("NNQ_API_TOKEN") or None,
         "NNQ_DATA_DIR": os.environ.get("NNQ_DATA_DIR") or None,

@@ -154,16 +154,26 @@ def from_json(inputs: list) -> np.ndarray:
 
 
 def from_npy(data: bytes) -> np.ndarray:
-    """An .npy body; never unpickles."""
+    """An .npy body; never unpickles, and never trusts the header's size over the bytes sent."""
+    fmt = np.lib.format
     try:
-        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        f = io.BytesIO(data)
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not accepted")
+        if math.prod(shape) * dtype.itemsize != len(data) - f.tell():
+            raise ValueError(f"header declares {shape} {dtype} but the body has "
+                             f"{len(data) - f.tell()} data bytes")
+        return fmt.read_array(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError("body", f"not a readable .npy array ({exc})") from None
 
 
 def from_png(files: list[bytes]) -> np.ndarray:
     """28x28 grayscale PNGs -> float32 pixels scaled to [0, 1] exactly as the datasets are."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     pixels = []
     for i, data in enumerate(files):
@@ -176,9 +186,9 @@ def from_png(files: list[bytes]) -> np.ndarray:
                     raise InputError(field, f"must be {IMAGE_SIDE}x{IMAGE_SIDE} pixels, "
                                             f"got {img.size[0]}x{img.size[1]}")
                 pixels.append(np.asarray(img.convert("L"), dtype=np.uint8))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
+        except InputError:
+            raise
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise InputError(field, f"not a readable PNG image ({exc})") from None
     raw = np.stack(pixels)                                  # (N, 28, 28) uint8
     out = np.empty(raw.shape, np.float32)

@@ -209,3 +209,13 @@ def test_deeply_nested_json_is_400(client):
     body = "[" * 100_000 + "]" * 100_000
     assert_error(client.post("/api/v1/jobs", data=body, content_type="application/json"), 400,
                  "body")
+
+
+def test_npy_header_claiming_a_huge_array_is_refused_before_allocating(client, trained):
+    honest = npy(np.zeros((2, 784), np.float32))
+    lying = honest.replace(b"(2, 784)", b"(9999999999, 784)", 1)
+    r = predict(client, trained[0], data=lying, content_type="application/x-npy")
+    assert_error(r, 422, "body", "header declares")
+    structured = npy(np.zeros((2,), dtype=[("a", "f4")]))
+    assert_error(predict(client, trained[0], data=structured, content_type="application/x-npy"),
+                 422, "body", "numbers")
