@@ -153,7 +153,10 @@ def submit(spec: Path = typer.Argument(..., help="job spec (JSON, see README)"),
     job = _call(api.post, "/jobs", json=body, headers=headers)
     console.print(f"submitted job [bold]{job['id']}[/] ({job['status']})")
     if wait:
-        job = _call(watch_job, api, job["id"])
+        try:
+            job = _call(watch_job, api, job["id"])
+        except KeyboardInterrupt:
+            raise _fail(f"stopped watching; job {job['id']} goes on (nnq job {job['id']})") from None
         _call(report_job, api, job)
 
 
@@ -285,12 +288,15 @@ def demo(epochs: int = typer.Option(5, help="training epochs"),
          data_dir: Optional[Path] = typer.Option(None, envvar="NNQ_DATA_DIR",
                                                  help="Fashion-MNIST IDX files")) -> None:
     """Train a BatchNorm MLP on Fashion-MNIST through the queue and check it over HTTP."""
+    from nncore import DataError
     from service.demo import run_demo
 
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         run_demo(console, epochs=epochs, train_limit=train_limit, batch=batch,
                  data_dir=data_dir)
+    except DataError as exc:
+        raise _fail(_escape(f"{exc} (install dataset-fashion-mnist or set NNQ_DATA_DIR)")) from None
     except (StackError, ApiError) as exc:
         raise _fail(_escape(str(exc))) from None
     except (KeyboardInterrupt, _Stop):

@@ -8,6 +8,7 @@ children in order and kills any group (e.g. Celery's pool processes) that outliv
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ HEALTH_TIMEOUT_SECONDS = 90.0
 REDIS_START_SECONDS = 10.0
 POLL_SECONDS = 0.25
 LOG_TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class StackError(RuntimeError):
@@ -47,6 +49,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something accepts connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
 
 
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
@@ -123,6 +132,9 @@ class Stack:
 
     def start(self) -> None:
         """Bring every part up and return once /api/v1/health answers; stop all on failure."""
+        if port_in_use(self.config.host, self.config.port):
+            raise StackError(f"{self.config.host}:{self.config.port} is already in use "
+                             "(another `nnq up`?); choose another with --port")
         try:
             self.config.var_dir.mkdir(parents=True, exist_ok=True)
             self.database_url = self._database_url()
@@ -229,7 +241,7 @@ class Stack:
             process = subprocess.Popen(argv, cwd=self.config.root, env=self.env or None,
                                        stdin=subprocess.DEVNULL, stdout=output,
                                        stderr=subprocess.STDOUT if output else None,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             if output is not None:
                 output.close()
@@ -280,6 +292,14 @@ def _all_parts_up(response: httpx.Response) -> bool:
         return False
     parts = ("db", "broker", "workers")
     return response.status_code == 200 and all(body.get(part, True) for part in parts)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if `nnq` itself is killed outright,
+    so a SIGKILLed `nnq up` leaves no stack behind (its own session hides Ctrl-C from it)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -73,7 +73,7 @@ def check_gunicorn(argv: list[str]) -> None:
 def check_alembic(argv: list[str]) -> None:
     ini = ROOT / "alembic.ini"
     assert ini.is_file(), "alembic.ini missing at the repository root"
-    parser = ConfigParser()
+    parser = ConfigParser(interpolation=None)
     parser.read(ini)
     location = parser.get("alembic", "script_location").replace("%(here)s", str(ROOT))
     assert (ROOT / location / "env.py").is_file(), f"no env.py under {location}"
