@@ -47,7 +47,8 @@ class TrainConfig:
             value = getattr(cfg, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SpecError(f"train.{name}", "must be an integer >= 1")
-        if not isinstance(cfg.weight_decay, (int, float)) or cfg.weight_decay < 0:
+        wd = cfg.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < math.inf:
             raise SpecError("train.weight_decay", "must be a number >= 0")
         if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
             raise SpecError("train.seed", "must be an integer >= 0")
