@@ -60,11 +60,14 @@ def _metrics_table(rows: list[dict]) -> Table:
     for column in ("epoch", "train loss", "train acc", "val acc", "test acc", "seconds"):
         table.add_column(column, justify="right")
     for r in rows:
-        def pct(value):
-            return "-" if value is None else f"{value:.4f}"
-        table.add_row(str(r["epoch"]), f"{r['train_loss']:.4f}", pct(r["train_acc"]),
-                      pct(r["val_acc"]), pct(r["test_acc"]), f"{r['seconds']:.2f}")
+        table.add_row(str(r["epoch"]), _fmt(r["train_loss"]), _fmt(r["train_acc"]),
+                      _fmt(r["val_acc"]), _fmt(r["test_acc"]), f"{r['seconds']:.2f}")
     return table
+
+
+def _fmt(value) -> str:
+    """Four decimals; "-" for a metric without data (val_acc when val_fraction is 0)."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _read_spec(path: str) -> dict:
@@ -83,7 +86,7 @@ def _read_spec(path: str) -> dict:
 def cmd_train(args, console: Console) -> int:
     spec = _read_spec(args.spec)
     if args.epochs is not None:
-        spec.setdefault("train", {})["epochs"] = args.epochs
+        spec["train"] = {**(spec.get("train") or {}), "epochs": args.epochs}
     run = nncore.TrainingRun.from_spec(spec, data_dir=args.data_dir, backend=args.backend)
     ds = run.dataset
     console.print(f"{spec.get('name') or args.spec}: {ds.name}, {len(ds.x_train)} train / "
@@ -98,9 +101,8 @@ def cmd_train(args, console: Console) -> int:
             progress.update(task, completed=p["iteration"], description=f"epoch {p['epoch']}")
 
         def on_epoch(m):
-            val = "-" if m["val_acc"] is None else f"{m['val_acc']:.4f}"
-            progress.console.print(f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, "
-                                   f"val acc {val}")
+            progress.console.print(f"epoch {m['epoch']}: train loss {_fmt(m['train_loss'])}, "
+                                   f"val acc {_fmt(m['val_acc'])}")
 
         run.fit(on_iteration=on_iteration, on_epoch=on_epoch)
     console.print(_metrics_table(run.metrics))
