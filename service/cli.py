@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as _escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,10 +69,6 @@ def _call(fn, *args, **kwargs):
     except ApiError as exc:
         code = EXIT_UNREACHABLE if exc.status is None else EXIT_FAILED
         raise _fail(_escape(str(exc)), code) from None
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
 
 
 def items(payload: Any) -> list:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 import nncore
-from service.cli import report_job, watch_job
+from service.cli import items, report_job, watch_job
 from service.client import Api
 from service.stack import Stack, StackConfig, free_port
 
@@ -71,9 +71,7 @@ def run_demo(console: Console, *, epochs: int, train_limit: int | None, batch: i
             f"batchnorm, {epochs} epochs")
         job = watch_job(api, job["id"])
         report_job(api, job)
-        rows = api.get(f"/jobs/{job['id']}/metrics")
-        rows = rows if isinstance(rows, list) else rows.get("items", [])
-        worker_acc = rows[-1]["test_acc"]
+        worker_acc = items(api.get(f"/jobs/{job['id']}/metrics"))[-1]["test_acc"]
         say(f"predicting {len(dataset.x_test)} test images over HTTP, {batch} per request")
         served_acc = http_accuracy(api, job["model_id"], dataset.x_test, dataset.t_test, batch)
         api.close()

@@ -126,3 +126,16 @@ def test_unreachable_api_is_a_clear_error():
     assert result.returncode == 2
     assert "cannot reach the nnq API" in result.stderr and url in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(180)
+def test_submit_wait_exits_non_zero_with_the_reason_of_a_failed_job(api_url, worker, tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    worker(env={"NNQ_DATA_DIR": str(empty)})
+    spec = json.loads(json.dumps(TINY_SPEC))
+    spec["data"] = {"dataset": "mnist", "val_fraction": 0.1}
+    result = nnq(api_url, "submit", write_spec(tmp_path, spec), "--wait")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"job \d+ failed: \S", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
