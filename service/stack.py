@@ -115,6 +115,7 @@ class Stack:
         self.config = config
         self.say = say
         self.children: list[Child] = []
+        self.scratch_dirs: list[Path] = []  # a private Redis's directory, removed at stop
         self.env: dict[str, str] = {}
         self.broker_url = ""
         self.database_url = ""
@@ -179,6 +180,9 @@ class Stack:
         for child in reversed(self.children):
             self._terminate(child)
         self.children.clear()
+        for path in self.scratch_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.scratch_dirs.clear()
 
     def _database_url(self) -> str:
         url = self.config.database_url or os.environ.get("NNQ_DATABASE_URL")
@@ -204,6 +208,7 @@ class Stack:
         port = free_port()
         data_dir = self.config.var_dir / f"redis-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.scratch_dirs.append(data_dir)
         self._spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", str(data_dir)])
         url = f"redis://127.0.0.1:{port}/0"
