@@ -24,6 +24,7 @@ from service.client import Api
 from service.stack import Stack, StackConfig, free_port
 
 EXAMPLE_SPEC = "examples/fashion-bn-mlp.json"
+DEMO_DB = "demo.db"
 AGREEMENT_TOLERANCE = 0.005  # BLAS may round differently across batch sizes; near-ties can flip
 
 
@@ -34,6 +35,13 @@ def demo_spec(root: Path, epochs: int, train_limit: int | None) -> dict:
     spec["train"]["epochs"] = epochs
     spec["data"]["train_limit"] = train_limit
     return spec
+
+
+def fresh_sqlite(path: Path) -> Path:
+    """Remove a previous demo's database (and its WAL files) so old jobs cannot queue ahead."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return path
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -59,6 +67,7 @@ def run_demo(console: Console, *, epochs: int, train_limit: int | None, batch: i
         os.environ["NNQ_DATA_DIR"] = str(data_dir)
     config = StackConfig(port=free_port(), private_broker=True)
     config.log_dir = config.var_dir / "demo-logs"
+    config.database_url = f"sqlite:///{fresh_sqlite(config.var_dir / DEMO_DB)}"
     say = lambda text: console.print(f"[cyan]demo:[/] {text}", highlight=False)  # noqa: E731
     spec = demo_spec(config.root, epochs, train_limit)
     dataset = nncore.load_dataset("fashion-mnist", str(data_dir) if data_dir else None,
