@@ -29,7 +29,7 @@ RUNS = {
         "data": {"dataset": "fashion-mnist", "val_fraction": 0.1},
         "model": {"preset": "simple_convnet", "filters": 30, "size": 5, "pool": 2,
                   "hidden": 100},
-        "train": {"epochs": 12, "batch_size": 100, "optimizer": {"type": "adam", "lr": 0.001},
+        "train": {"epochs": 15, "batch_size": 100, "optimizer": {"type": "adam", "lr": 0.0005},
                   "weight_decay": 0.0, "seed": 0, "dtype": "float32"},
     }, 0.91),
 }
