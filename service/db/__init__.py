@@ -10,6 +10,8 @@ from service.db.engine import (
 )
 from service.db.models import (
     JOB_STATUSES,
+    SWEEP_STATUSES,
+    SWEEP_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
     Alias,
     Base,
@@ -18,11 +20,13 @@ from service.db.models import (
     Job,
     Model,
     ModelTensor,
+    Sweep,
+    SweepTrial,
     utcnow,
 )
 
 __all__ = [
-    "JOB_STATUSES", "TERMINAL_STATUSES", "Alias", "Base", "Checkpoint", "EpochMetric", "Job",
-    "Model", "ModelTensor", "database_url", "engine_for", "make_engine", "normalize_url",
-    "session_factory", "utcnow",
+    "JOB_STATUSES", "SWEEP_STATUSES", "SWEEP_TERMINAL_STATUSES", "TERMINAL_STATUSES", "Alias",
+    "Base", "Checkpoint", "EpochMetric", "Job", "Model", "ModelTensor", "Sweep", "SweepTrial",
+    "database_url", "engine_for", "make_engine", "normalize_url", "session_factory", "utcnow",
 ]

@@ -30,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 TENSOR_ROLES = ("param", "buffer")
+SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+SWEEP_TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 # Deterministic constraint names, so batch migrations on SQLite can find them.
 NAMING_CONVENTION = {
@@ -184,3 +186,55 @@ class Alias(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Sweep(Base):
+    """A hyperparameter search: the validated request and its trials, all made at once.
+
+    ``best_job_id`` is a plain integer like ``jobs.sweep_id`` (no FK cycle between the
+    tables); the scheduler writes it when the sweep finishes.
+    """
+
+    __tablename__ = "sweeps"
+    __table_args__ = (CheckConstraint(_in("status", SWEEP_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    request: Mapped[dict[str, Any]]
+    metric: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    best_job_id: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+    trials: Mapped[list[SweepTrial]] = relationship(
+        back_populates="sweep", order_by="SweepTrial.index", cascade="all, delete-orphan",
+        passive_deletes=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in SWEEP_TERMINAL_STATUSES
+
+
+class SweepTrial(Base):
+    """One generated point of a sweep; ``job_id`` is set once, when its job is created.
+
+    Rows exist from the start, so "every trial runs exactly once" is a property of
+    this table (``job_id`` unique, written only while NULL), not of a scheduler's memory.
+    """
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (UniqueConstraint("sweep_id", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    params: Mapped[dict[str, Any]]
+    spec: Mapped[dict[str, Any]]
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    sweep: Mapped[Sweep] = relationship(back_populates="trials")

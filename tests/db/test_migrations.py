@@ -8,7 +8,8 @@ from sqlalchemy import inspect
 from service.db import Base, make_engine
 from tests.support import alembic_config
 
-TABLES = {"jobs", "epoch_metrics", "checkpoints", "models", "model_tensors", "aliases"}
+TABLES = {"jobs", "epoch_metrics", "checkpoints", "models", "model_tensors", "aliases",
+          "sweeps", "sweep_trials"}
 
 
 def _diff(url: str) -> list:

@@ -1,0 +1,67 @@
+"""Rank a sweep's trials by its metric and pick the best; plain data, no DB.
+
+A trial's score is the metric's value at its LAST recorded epoch (not its best epoch): that
+is the network the trial's model holds, so the ranking describes what promote would serve.
+Pruned and running trials rank with their last value too; trials without one come last.
+Test accuracy is shown, never used here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+TRIAL_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "pruned")
+
+
+@dataclass
+class TrialResult:
+    """One trial as the API shows it; ``curve`` is its epoch rows, oldest first."""
+
+    index: int
+    params: dict[str, Any]
+    status: str
+    job_id: int | None = None
+    model_id: int | None = None
+    error: str | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+    def last(self, key: str) -> float | None:
+        """The newest non-null value of ``key`` (an epoch_metrics column)."""
+        for row in reversed(self.curve):
+            if row.get(key) is not None:
+                return float(row[key])
+        return None
+
+    @property
+    def epochs(self) -> int:
+        return max((int(row["epoch"]) for row in self.curve), default=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "job_id": self.job_id, "params": self.params,
+                "status": self.status, "val_acc": self.last("val_acc"),
+                "train_acc": self.last("train_acc"), "test_acc": self.last("test_acc"),
+                "epochs": self.epochs, "model_id": self.model_id, "error": self.error}
+
+
+def rank(trials: list[TrialResult], metric: str) -> list[TrialResult]:
+    """Best first by the metric's last value; ties and trials without one by index."""
+    def key(trial: TrialResult):
+        score = trial.last(metric)
+        return (score is None, -(score or 0.0), trial.index)
+
+    return sorted(trials, key=key)
+
+
+def best(trials: list[TrialResult], metric: str) -> TrialResult | None:
+    """The highest-scoring succeeded trial, or None while no trial has succeeded."""
+    done = [t for t in trials if t.status == "succeeded" and t.last(metric) is not None]
+    ranked = rank(done, metric)
+    return ranked[0] if ranked else None
+
+
+def counts(trials: list[TrialResult]) -> dict[str, int]:
+    """How many trials are in each status, plus ``total``."""
+    by_status = Counter(t.status for t in trials)
+    return {**{s: by_status.get(s, 0) for s in TRIAL_STATUSES}, "total": len(trials)}
