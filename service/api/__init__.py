@@ -8,7 +8,7 @@ API_PREFIX = "/api/v1"
 
 
 def register_api(app: OpenAPI) -> None:
-    from service.api import health, jobs, models
+    from service.api import health, jobs, models, sweeps
 
-    for module in (jobs, models, health):
+    for module in (jobs, sweeps, models, health):
         app.register_api(module.bp)

@@ -1,0 +1,90 @@
+"""Response and query models of the sweeps API (the request is service.sweeps.validate's
+SweepRequest), kept apart from schemas.py so each resource's models stay small."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.schemas import ALIAS_PATTERN, MAX_ID, MAX_OFFSET, MAX_PAGE, Out, UtcTime
+from service.db import SWEEP_STATUSES
+
+
+class SweepPath(BaseModel):
+    sweep_id: int = Field(ge=1, le=MAX_ID)
+
+
+class SweepQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal[SWEEP_STATUSES] | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
+class PromoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(pattern=ALIAS_PATTERN, description="e.g. best-fashion; starts with a letter")
+
+
+class TrialCounts(Out):
+    pending: int = Field(description="no job yet")
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    pruned: int
+    total: int
+
+
+class TrialOut(Out):
+    """A trial; accuracies are those of its last recorded epoch."""
+
+    index: int
+    job_id: int | None
+    params: dict[str, Any]
+    status: Literal["pending", "queued", "running", "succeeded", "failed", "cancelled", "pruned"]
+    val_acc: float | None
+    train_acc: float | None
+    test_acc: float | None = Field(description="shown for the record; never used to rank")
+    epochs: int
+    model_id: int | None
+    error: str | None
+
+
+class SweepSummary(Out):
+    id: int
+    name: str
+    status: str
+    metric: str
+    strategy: str
+    counts: TrialCounts
+    best_job_id: int | None
+    error: str | None
+    created_at: UtcTime
+    updated_at: UtcTime
+    finished_at: UtcTime | None
+
+
+class SweepOut(SweepSummary):
+    trials: list[TrialOut] = Field(description="best first by the metric's last-epoch value")
+    best: TrialOut | None = Field(description="the best succeeded trial")
+    request: dict[str, Any] = Field(description="the validated request, defaults filled in")
+
+
+class SweepList(Out):
+    items: list[SweepSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class PromoteOut(Out):
+    alias: str
+    model_id: int
+    sweep_id: int
+    trial: TrialOut
+    updated_at: UtcTime
