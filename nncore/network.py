@@ -111,7 +111,7 @@ class Network:
         return L.softmax(self.predict(x), self.xp)
 
     def accuracy(self, x, t, batch_size=1000) -> float:
-        """Eval-mode accuracy, in batches to bound memory."""
+        """Eval-mode accuracy, in batches to bound memory; t holds class ids or one-hot rows."""
         t = np.asarray(t)
         labels = t.argmax(axis=1) if t.ndim == 2 else t
         correct = 0

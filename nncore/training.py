@@ -173,14 +173,8 @@ class TrainingRun:
                 "seconds": seconds}
 
     def accuracy(self, x, t) -> float | None:
-        """Eval-mode accuracy in batches of EVAL_BATCH; None for an empty set."""
-        if len(t) == 0:
-            return None
-        correct = 0
-        for i in range(0, len(t), EVAL_BATCH):
-            pred = to_numpy(self.network.predict(x[i:i + EVAL_BATCH]).argmax(axis=1))
-            correct += int((pred == t[i:i + EVAL_BATCH]).sum())
-        return correct / len(t)
+        """Eval-mode accuracy; None for an empty set (e.g. val_fraction 0)."""
+        return self.network.accuracy(x, t, EVAL_BATCH) if len(t) else None
 
     def checkpoint(self) -> dict[str, np.ndarray]:
         """Everything needed to continue exactly here, as a flat name -> array dict."""
