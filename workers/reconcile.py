@@ -6,7 +6,9 @@ half lease: a running job whose lease expired goes back to ``queued`` and gets a
 new message (the conditional UPDATE lets exactly one worker do it), and a queued
 job nobody touched for NNQ_REQUEUE_AFTER_SECONDS gets its message sent again
 (a lost message; duplicates are harmless because claims are exclusive).
-It needs no beat process: plain ``celery -A workers worker`` runs it.
+It needs no beat process: plain ``celery -A workers worker`` runs it. Each round
+also advances every unfinished sweep (``service.sweeps.scheduler.advance_all``), so
+a sweep goes on after any process restarts: the sweep tables are the plan.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from celery.signals import worker_ready, worker_shutdown
 
 from service.db import jobs as store
 from service.db import session_factory
+from service.sweeps.scheduler import advance_all
+from workers.celery_app import broker_url
 from workers.train import enqueue, lease_seconds
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ def reconcile_once(sessions=None) -> list[int]:
                 log.warning("job %s: queued for over %.0f s; message re-sent", job.id, after)
                 enqueue(job.id, job.device)
                 resent.append(job.id)
+        advance_all(session, broker_url=broker_url())
     return resent
 
 

@@ -25,13 +25,19 @@ CANCEL_POLL_S = 0.3
 RENEWALS_PER_LEASE = 3
 
 
+class Pruned(Exception):
+    """A sweep trial stopped early by its sweep's pruner; the message is the reason."""
+
+
 class JobTracker:
     """Progress, metrics + checkpoint per epoch, cancel and lease for one claimed job."""
 
     def __init__(self, sessions: sessionmaker[Session], job_id: int, owner: str,
                  lease_seconds: float, checkpoint: Callable[[], bytes],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 prune: Callable[[], str | None] | None = None):
         self.sessions, self.job_id, self.owner = sessions, job_id, owner
+        self._prune = prune
         self.lease_seconds = lease_seconds
         self._checkpoint, self._clock = checkpoint, clock
         self._session = sessions()
@@ -99,8 +105,21 @@ class JobTracker:
         return self._cancel
 
     def on_epoch(self, metrics: dict) -> None:
-        """The epoch's metrics row and a checkpoint that resumes at the next epoch."""
+        """The epoch's metrics row and a checkpoint that resumes at the next epoch.
+
+        Then, for a sweep trial, ask ``prune`` (it reads the row just written) and raise
+        Pruned with its reason; a DB blip there skips this epoch's check, not the attempt.
+        """
         self._check_owned()
         store.record_epoch(self._session, self.job_id, self.owner, metrics, self._checkpoint(),
                            iteration=self._progress.get("iteration"),
                            total_iterations=self._progress.get("total_iterations"))
+        if self._prune is None:
+            return
+        try:
+            reason = self._prune()
+        except DBAPIError:
+            log.warning("job %s: pruning check failed", self.job_id, exc_info=True)
+            return
+        if reason:
+            raise Pruned(reason)

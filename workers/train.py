@@ -16,13 +16,16 @@ import socket
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 import nncore
 from service.db import jobs as store
 from service.db import session_factory
 from service.db.models import EpochMetric, Job
-from workers.celery_app import TRAIN_TASK, app
-from workers.tracker import JobTracker
+from service.sweeps.pruning import should_prune
+from service.sweeps.scheduler import advance_sweep
+from workers.celery_app import TRAIN_TASK, app, broker_url
+from workers.tracker import JobTracker, Pruned
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +92,9 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
     if checkpoint is not None:
         log.info("job %s: resuming after epoch %s", job.id, checkpoint.epoch)
         run.restore(nncore.state_from_bytes(checkpoint.state))
+    prune = (lambda: should_prune(session, job)) if job.sweep_id is not None else None
     with JobTracker(sessions, job.id, owner, lease,
-                    lambda: nncore.state_to_bytes(run.checkpoint())) as tracker:
+                    lambda: nncore.state_to_bytes(run.checkpoint()), prune=prune) as tracker:
         run.fit(on_iteration=tracker.on_iteration, on_epoch=tracker.on_epoch,
                 should_stop=tracker.should_stop)
     metrics = _final_metrics(session, job.id)
@@ -98,9 +102,41 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
     store.finish_job(session, job.id, owner, run.network, metrics, run.dataset.fingerprint)
 
 
+TERMINAL_OUTCOMES = ("succeeded", "failed", "cancelled", "pruned")
+
+
 def run_job(job_id: int) -> str:
-    """Train one job to a terminal state; returns what happened (for logs and tests)."""
+    """Train one job to a terminal state; returns what happened (for logs and tests).
+
+    When a sweep trial's job ends, its sweep advances at once (the next trial starts, or the
+    sweep finishes) instead of waiting for a reconciler round.
+    """
     sessions = session_factory()
+    outcome, sweep_id = _run_claimed(sessions, job_id)
+    if sweep_id is not None and outcome in TERMINAL_OUTCOMES:
+        _advance(sessions, sweep_id)
+    return outcome
+
+
+def _advance(sessions, sweep_id: int) -> None:
+    """Advance the sweep; on a DB error the reconciler's next round does it instead."""
+    with sessions() as session:
+        try:
+            advance_sweep(session, sweep_id, broker_url=broker_url())
+        except SQLAlchemyError:
+            log.warning("sweep %s: advancing after a trial failed; the reconciler retries",
+                        sweep_id, exc_info=True)
+
+
+def _run_claimed(sessions, job_id: int) -> tuple[str, int | None]:
+    """Claim and train; returns the outcome and the job's sweep id (None outside a sweep)."""
+    outcome = _claim_and_train(sessions, job_id)
+    with sessions() as session:
+        sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == job_id))
+    return outcome, sweep_id
+
+
+def _claim_and_train(sessions, job_id: int) -> str:
     owner, lease = worker_owner(), lease_seconds()
     with sessions() as session:
         job = store.claim_job(session, job_id, owner, lease)
@@ -114,6 +150,10 @@ def run_job(job_id: int) -> str:
         except nncore.Cancelled:
             store.mark_cancelled(session, job_id, owner)
             return "cancelled"
+        except Pruned as exc:
+            log.info("job %s: %s", job_id, exc)
+            store.mark_pruned(session, job_id, owner, str(exc))
+            return "pruned"
         except store.LeaseLost:
             log.warning("job %s: lease lost; another worker continues it", job_id)
             return "lost"

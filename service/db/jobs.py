@@ -261,6 +261,11 @@ def mark_cancelled(session: Session, job_id: int, owner: str | None = None) -> b
     return _end(session, job_id, "cancelled", None, where)
 
 
+def mark_pruned(session: Session, job_id: int, owner: str, reason: str) -> bool:
+    """End a sweep trial ``pruned`` (early stopping); its metrics rows stay, no model."""
+    return _end(session, job_id, "pruned", reason, _owned(job_id, owner))
+
+
 def release_job(session: Session, job_id: int, owner: str, error: str) -> bool:
     """Hand a job back to the queue after a transient error, keeping its checkpoint."""
     released = session.execute(
