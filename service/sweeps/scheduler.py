@@ -124,7 +124,7 @@ def _start_trials(session: Session, sweep: Sweep,
     """Jobs for pending trials up to ``parallelism`` in flight; None if a trial was taken."""
     job_ids = [t.job_id for t in trials if t.job_id is not None]
     statuses = dict(session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
-                    .tuples().all()) if job_ids else {}
+                    .all()) if job_ids else {}
     live = sum(1 for status in statuses.values() if status in LIVE_JOB_STATUSES)
     room = max(0, int(sweep.request.get("parallelism") or 1) - live)
     created = []
