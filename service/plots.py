@@ -17,6 +17,7 @@ def curves_png(rows: list[dict], title: str = "") -> bytes:
     """Accuracy per epoch for each of train/val/test present in ``rows`` (metric dicts)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI)
     FigureCanvasAgg(fig)
@@ -30,6 +31,7 @@ def curves_png(rows: list[dict], title: str = "") -> bytes:
     if not rows:
         ax.text(0.5, 0.5, "no finished epoch yet", ha="center", va="center",
                 transform=ax.transAxes)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epochs")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.0)
