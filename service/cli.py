@@ -11,7 +11,7 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +19,7 @@ from rich.markup import escape as _escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service import sweep_view
 from service.client import Api, ApiError
 from service.stack import Stack, StackConfig, StackError
 
@@ -241,6 +242,95 @@ def predict(model: str = typer.Argument(..., help="model id or alias"),
     console.print(table)
     if len(labels) > PREDICT_ROWS_SHOWN:
         console.print(f"... {len(labels) - PREDICT_ROWS_SHOWN} more")
+
+
+SWEEP_ACTIONS = {"show": 1, "cancel": 1, "promote": 2}  # action -> arguments it takes
+
+
+def watch_sweep(api: Api, sweep_id: Any) -> dict:
+    """Poll a sweep with a live bar of finished trials until the sweep ends; return it."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"sweep {sweep_id}", total=None, detail="queued")
+        while True:
+            sweep = api.get(f"/sweeps/{sweep_id}")
+            done, total, detail = sweep_view.progress(sweep)
+            progress.update(task, total=total or None, completed=done, detail=_escape(detail))
+            if sweep["status"] in sweep_view.FINISHED:
+                return sweep
+            time.sleep(POLL_SECONDS)
+
+
+def report_sweep(sweep: dict) -> None:
+    """The ranked table and the best trial; exit non-zero unless the sweep succeeded."""
+    console.print(sweep_view.ranked_table(sweep))
+    console.print(_escape(f"sweep {sweep['id']} {sweep['status']}; "
+                          f"{sweep_view.counts_line(sweep)}"), highlight=False)
+    console.print(_escape(sweep_view.best_line(sweep)), highlight=False)
+    if sweep.get("error"):
+        console.print(_escape(f"note: {sweep['error']}"), highlight=False)
+    if sweep["status"] not in ("succeeded", "running", "queued"):
+        raise _fail(_escape(f"sweep {sweep['id']} {sweep['status']}"))
+
+
+def _submit_sweep(path: Path, wait: bool, idempotency_key: Optional[str]) -> None:
+    body = _read_json(path)
+    api = _api()
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    sweep = _call(api.post, "/sweeps", json=body, headers=headers)
+    console.print(_escape(f"submitted sweep {sweep['id']} ({sweep['status']}, "
+                          f"{sweep_view.counts_line(sweep)})"), highlight=False)
+    if not wait:
+        console.print(f"follow it with: nnq sweep show {sweep['id']}", highlight=False)
+        return
+    try:
+        sweep = _call(watch_sweep, api, sweep["id"])
+    except KeyboardInterrupt:
+        raise _fail(f"stopped watching; sweep {sweep['id']} goes on "
+                    f"(nnq sweep show {sweep['id']})") from None
+    report_sweep(sweep)
+
+
+def _sweep_action(action: str, args: list[str]) -> None:
+    api = _api()
+    if action == "show":
+        report_sweep(_call(api.get, f"/sweeps/{args[0]}"))
+    elif action == "cancel":
+        sweep = _call(api.post, f"/sweeps/{args[0]}/cancel")
+        console.print(_escape(f"sweep {sweep['id']}: {sweep['status']}; "
+                              f"{sweep_view.counts_line(sweep)}"), highlight=False)
+    else:
+        out = _call(api.post, f"/sweeps/{args[0]}/promote", json={"alias": args[1]})
+        trial = out.get("trial") or {}
+        console.print(_escape(
+            f"alias {out['alias']} -> model {out['model_id']} (sweep {out['sweep_id']}, "
+            f"trial {trial.get('index')}, job {trial.get('job_id')}, "
+            f"val_acc {sweep_view.format_value(trial.get('val_acc'))})"), highlight=False)
+
+
+@app.command()
+def sweep(target: str = typer.Argument(..., metavar="SWEEP.json|show|cancel|promote",
+                                       help="a sweep file to submit, or an action"),
+          args: Optional[List[str]] = typer.Argument(None, metavar="[ID [ALIAS]]",
+                                                     help="the action's sweep id (and alias)"),
+          wait: bool = typer.Option(False, "--wait",
+                                    help="follow the sweep, then print the ranked trials"),
+          idempotency_key: Optional[str] = typer.Option(
+              None, "--idempotency-key", help="the same key returns the same sweep")) -> None:
+    """Hyperparameter sweeps: `nnq sweep SWEEP.json [--wait]`, `nnq sweep show ID`,
+    `nnq sweep cancel ID`, `nnq sweep promote ID ALIAS`."""
+    args = args or []
+    if target in SWEEP_ACTIONS and (args or not Path(target).is_file()):
+        if len(args) != SWEEP_ACTIONS[target]:
+            usage = {"show": "ID", "cancel": "ID", "promote": "ID ALIAS"}[target]
+            raise _fail(f"usage: nnq sweep {target} {usage}")
+        _sweep_action(target, args)
+        return
+    if args:
+        raise _fail(f"unexpected arguments after {target}: {' '.join(args)} "
+                    f"(actions are {', '.join(SWEEP_ACTIONS)})")
+    _submit_sweep(Path(target), wait, idempotency_key)
 
 
 class _Stop(Exception):

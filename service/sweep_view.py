@@ -1,0 +1,94 @@
+"""How `nnq sweep` shows a sweep resource (GET /api/v1/sweeps/{id}): plain functions of its
+JSON, so the CLI's commands stay thin and the rendering is testable without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+FINISHED = ("succeeded", "failed", "cancelled")
+DONE_TRIALS = ("succeeded", "failed", "cancelled", "pruned")
+SIGNIFICANT_DIGITS = 3
+
+
+def format_value(value: Any) -> str:
+    """A parameter or metric for a table cell: floats to 3 significant digits (1e-05 stays
+    readable on log-scale ranges), lists compact."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{SIGNIFICANT_DIGITS}g}"
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _accuracy(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def param_paths(sweep: dict) -> list[str]:
+    """The searched spec paths, in the request's order (falling back to the trials')."""
+    space = (sweep.get("request") or {}).get("space") or {}
+    if space:
+        return list(space)
+    paths: list[str] = []
+    for trial in sweep.get("trials") or []:
+        paths.extend(p for p in trial.get("params") or {} if p not in paths)
+    return paths
+
+
+def ranked_table(sweep: dict) -> Table:
+    """Rank, trial, job, status, each parameter, the metric's columns and epochs, best first
+    (the API's order); the best succeeded trial is starred."""
+    metric = sweep.get("metric") or "val_acc"
+    best_job = (sweep.get("best") or {}).get("job_id")
+    paths = param_paths(sweep)
+    table = Table(title=f"sweep {sweep.get('id')} {escape(str(sweep.get('name', '')))}: "
+                        f"trials ranked by {metric}")
+    for name in ("rank", "trial", "job", "status"):
+        table.add_column(name, justify="right" if name != "status" else "left")
+    for path in paths:
+        table.add_column(escape(path), justify="right")
+    for name in ("val_acc", "test_acc", "epochs"):
+        table.add_column(name, justify="right")
+    for rank, trial in enumerate(sweep.get("trials") or [], start=1):
+        job_id = trial.get("job_id")
+        star = " *" if job_id is not None and job_id == best_job else ""
+        params = trial.get("params") or {}
+        table.add_row(f"{rank}{star}", str(trial.get("index")), format_value(job_id),
+                      str(trial.get("status")), *(format_value(params.get(p)) for p in paths),
+                      _accuracy(trial.get("val_acc")), _accuracy(trial.get("test_acc")),
+                      str(trial.get("epochs", 0)))
+    return table
+
+
+def counts_line(sweep: dict) -> str:
+    """``12 trials: 5 succeeded, 3 pruned, 2 running, ...`` (zero counts left out)."""
+    counts = sweep.get("counts") or {}
+    order = ("succeeded", "pruned", "failed", "cancelled", "running", "queued", "pending")
+    parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+    return f"{counts.get('total', 0)} trials: " + (", ".join(parts) or "none yet")
+
+
+def best_line(sweep: dict) -> str:
+    """The current best succeeded trial and its metric, or that there is none yet."""
+    best = sweep.get("best")
+    metric = sweep.get("metric") or "val_acc"
+    if not best:
+        return f"best {metric}: none yet"
+    return (f"best {metric} {_accuracy(best.get(metric))} (trial {best.get('index')}, "
+            f"job {best.get('job_id')}, model {format_value(best.get('model_id'))})")
+
+
+def progress(sweep: dict) -> tuple[int, int, str]:
+    """``(trials done, total, detail)`` for a live progress bar."""
+    counts = sweep.get("counts") or {}
+    done = sum(int(counts.get(s) or 0) for s in DONE_TRIALS)
+    detail = (f"{sweep.get('status')}  done {counts.get('succeeded', 0)}  "
+              f"pruned {counts.get('pruned', 0)}  failed {counts.get('failed', 0)}  "
+              f"running {counts.get('running', 0)}  queued {counts.get('queued', 0)}  "
+              f"{best_line(sweep)}")
+    return done, int(counts.get("total") or 0), detail
