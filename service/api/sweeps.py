@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-import logging
-
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -25,15 +22,13 @@ from service.errors import Conflict, ErrorResponse, NotFound, error_responses
 from service.sweeps import store
 from service.sweeps.plots import sweep_png
 from service.sweeps.ranking import counts
+from service.sweeps.scheduler import advance_sweep
 from service.sweeps.validate import SweepRequest, plan_sweep
-
-log = logging.getLogger(__name__)
 
 bp = APIBlueprint("sweeps", __name__, url_prefix=f"{API_PREFIX}/sweeps",
                   abp_tags=[Tag(name="sweeps", description="hyperparameter searches")],
                   abp_responses=error_responses())
 MUTATING = [{"bearer": []}]
-SCHEDULER_MODULE = "service.sweeps.scheduler"
 PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
        "description": "the metric over the two most important parameters; top trials' curves"}
 
@@ -61,20 +56,6 @@ def _sweep_or_404(sweep_id: int) -> Sweep:
     return sweep
 
 
-def _advance(sweep_id: int) -> None:
-    """Start the first trials now rather than at the workers' next reconciler round."""
-    try:
-        from service.sweeps.scheduler import advance_sweep
-    except ModuleNotFoundError as exc:
-        if exc.name != SCHEDULER_MODULE:
-            raise
-        return
-    kwargs = {}
-    if "broker_url" in inspect.signature(advance_sweep).parameters:
-        kwargs["broker_url"] = setting("NNQ_BROKER_URL")
-    advance_sweep(db(), sweep_id, **kwargs)
-
-
 @bp.post("", responses={200: SweepOut, 202: SweepOut, 409: ErrorResponse}, security=MUTATING)
 def submit_sweep(body: SweepRequest, header: SubmitHeaders):
     """Validate the search and every trial's spec, store the sweep with all its trials, and
@@ -87,7 +68,7 @@ def submit_sweep(body: SweepRequest, header: SubmitHeaders):
             raise Conflict("Idempotency-Key: already used for a different sweep",
                            details={"sweep_id": sweep.id})
         return sweep_dict(sweep), 200
-    _advance(sweep.id)
+    advance_sweep(db(), sweep.id, broker_url=setting("NNQ_BROKER_URL"))
     return sweep_dict(_sweep_or_404(sweep.id)), 202
 
 

@@ -27,10 +27,13 @@ def submit(client, body=SWEEP, **kwargs):
 
 def test_submit_stores_every_trial_and_reads_them_back(client):
     sweep = submit(client)
-    assert sweep["status"] in ("queued", "running") and sweep["strategy"] == "random"
+    assert sweep["status"] == "running" and sweep["strategy"] == "random"
     assert sweep["metric"] == "val_acc" and sweep["best"] is None
-    assert sweep["counts"]["total"] == 6
-    assert sweep["counts"]["pending"] + sweep["counts"]["queued"] == 6
+    c = sweep["counts"]
+    assert (c["queued"], c["pending"], c["total"]) == (2, 4, 6)  # parallelism 2 started
+    queued = [t for t in sweep["trials"] if t["status"] == "queued"]
+    job = client.get(f"/api/v1/jobs/{queued[0]['job_id']}").get_json()
+    assert job["sweep_id"] == sweep["id"] and job["name"] == f"lr-wd-t{queued[0]['index']}"
     assert sorted(t["index"] for t in sweep["trials"]) == list(range(6))
     assert all(set(t) == TRIAL_KEYS for t in sweep["trials"])
     assert all(set(t["params"]) == set(SWEEP["space"]) for t in sweep["trials"])
@@ -103,12 +106,13 @@ def test_cancel_stops_the_sweep_and_its_trials(client, sessions):
     got = r.get_json()
     assert got["status"] == "cancelled" and got["finished_at"] is not None
     statuses = {t["index"]: t["status"] for t in got["trials"]}
-    assert statuses[0] == "running" and statuses[5] == "cancelled"
+    assert statuses == {0: "running", 1: "cancelled", 2: "cancelled", 3: "cancelled",
+                        4: "cancelled", 5: "cancelled"}
+    jobs = {t["index"]: t["job_id"] for t in got["trials"]}
+    assert jobs[1] is not None and jobs[2] is None  # trial 1's queued job ended, 2 never ran
+    assert client.get(f"/api/v1/jobs/{jobs[1]}").get_json()["status"] == "cancelled"
+    assert client.get(f"/api/v1/jobs/{jobs[0]}").get_json()["cancel_requested"]
     assert got["counts"]["pending"] == 0 and got["counts"]["queued"] == 0
-    job = client.get(f"/api/v1/jobs/{got['trials'][0]['job_id']}").get_json()
-    running = [t for t in got["trials"] if t["status"] == "running"][0]
-    assert client.get(f"/api/v1/jobs/{running['job_id']}").get_json()["cancel_requested"]
-    assert job["sweep_id"] == sweep["id"]
     again = client.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
     assert again.status_code == 409
 
