@@ -21,6 +21,7 @@ from service.sweeps import space as sp
 MAX_TRIALS = 200
 DEFAULT_TRIALS = 20
 MAX_PARALLELISM = 64
+MAX_SPACE_PATHS = 32
 METRICS = ("val_acc", "train_acc")
 PRUNERS = ("none", "median", "asha")
 TRIAL_SUFFIX_ROOM = len("-t199")
@@ -63,9 +64,11 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=NAME_MAX, description="trial jobs are <name>-t<index>")
+    name: str = Field(min_length=1, max_length=NAME_MAX,
+                      description="trial jobs are named <name>-t<index>")
     base: dict[str, Any] = Field(description="a job spec (see POST /jobs); the space overrides it")
     space: dict[str, dict[str, Any]] = Field(
+        max_length=MAX_SPACE_PATHS,
         description="dotted spec path -> one of {loguniform: [lo, hi]}, {uniform: [lo, hi]}, "
                     "{choice: [values]}, {grid: [values]}",
         json_schema_extra={"example": SPACE_EXAMPLE})
@@ -74,8 +77,10 @@ class SweepRequest(BaseModel):
     max_trials: int = Field(DEFAULT_TRIALS, ge=1, le=MAX_TRIALS,
                             description=f"random: trials drawn; grid: at most this many "
                                         f"(default: the grid's size); cap {MAX_TRIALS}")
-    parallelism: int = Field(2, ge=1, le=MAX_PARALLELISM, description="trials queued or running at once")
-    metric: str = Field("val_acc", description="maximised: val_acc (default) or train_acc; never test_acc")
+    parallelism: int = Field(2, ge=1, le=MAX_PARALLELISM,
+                             description="trials queued or running at once")
+    metric: str = Field("val_acc",
+                        description="maximised: val_acc (default) or train_acc; never test_acc")
     pruner: Literal["none", "median", "asha"] = "none"
     pruner_options: PrunerOptions = Field(default_factory=PrunerOptions)
 

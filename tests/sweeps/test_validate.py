@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.sweeps.validate import MAX_TRIALS, SweepInvalid, plan_sweep
+from service.sweeps.validate import MAX_SPACE_PATHS, MAX_TRIALS, SweepInvalid, plan_sweep
 
 BASE = {"data": {"dataset": "synthetic", "samples": 200},
         "model": {"preset": "mlp", "hidden": [16]}, "train": {"epochs": 2}}
@@ -56,6 +56,8 @@ def test_non_positive_log_bound_is_named():
 
 def test_more_trials_than_the_cap_is_named():
     assert "max_trials" in problems(max_trials=MAX_TRIALS + 1)
+    many = {f"train.p{i}": {"choice": [1]} for i in range(MAX_SPACE_PATHS + 1)}
+    assert "space" in problems(space=many)
 
 
 def test_test_accuracy_is_refused_with_the_reason():
@@ -78,7 +80,8 @@ def test_a_bad_generated_trial_names_the_trial_and_field():
 
 
 def test_bad_base_and_pruner_options_are_named():
-    assert "base.model.hidden[0]" in problems(base={**BASE, "model": {"preset": "mlp", "hidden": [0]}})
+    bad_base = {**BASE, "model": {"preset": "mlp", "hidden": [0]}}
+    assert "base.model.hidden[0]" in problems(base=bad_base)
     assert "pruner_options.reduction_factor" in problems(pruner="median",
                                                           pruner_options={"reduction_factor": 2})
     assert "space.train.optimizer.lr" in problems(space={"train.optimizer.lr": {"normal": [0, 1]}})
