@@ -1,0 +1,82 @@
+"""`nnq sweep` against a real API process, a real worker, Redis and the test DB: both
+spellings (`nnq sweep FILE --wait` and `nnq sweep show ID`), promote and cancel."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from service.stack import free_port
+from tests.cli.cli_helpers import ROOT, cli_env, nnq, stop, wait_for_http
+
+pytestmark = pytest.mark.integration
+
+QUICK_EXAMPLE = ROOT / "examples" / "sweep-synthetic-quick.json"
+
+
+@pytest.fixture
+def api_url(database_url, redis_url, tmp_path):
+    """`flask --app service run` on a free port, on the test's database and broker."""
+    port = free_port()
+    log = tmp_path / "api.log"
+    env = cli_env(NNQ_DATABASE_URL=database_url, NNQ_BROKER_URL=redis_url)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "service", "run", "--port", str(port),
+             "--no-reload"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/api/v1/health", process, log)
+        yield url
+    finally:
+        stop(process)
+
+
+def ranked_rows(stdout: str) -> list[tuple[int, str]]:
+    """(trial index, status) of each row of the ranked table, in rank order."""
+    return [(int(index), status) for index, status in
+            re.findall(r"^\W*\d+(?: \*)?\W+(\d+)\W+\d+\W+([a-z]+)\W", stdout, re.MULTILINE)]
+
+
+@pytest.mark.timeout(300)
+def test_sweep_file_wait_then_show_promote_and_cancel(api_url, worker):
+    worker()
+    result = nnq(api_url, "sweep", str(QUICK_EXAMPLE), "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_id = re.search(r"submitted sweep (\d+)", result.stdout).group(1)
+    assert "trials ranked by val_acc" in result.stdout
+    assert re.search(rf"sweep {sweep_id} succeeded; 8 trials: ", result.stdout)
+    best = re.search(r"best val_acc (0\.\d{4}) \(trial (\d+), job (\d+)", result.stdout)
+    assert best, result.stdout
+
+    shown = nnq(api_url, "sweep", "show", sweep_id)
+    assert shown.returncode == 0, shown.stderr
+    rows = ranked_rows(shown.stdout)
+    assert len(rows) == 8 and rows == ranked_rows(result.stdout)
+    assert "train.optimizer.lr" in shown.stdout and "train.weight_decay" in shown.stdout
+    assert re.search(rf"^\W*1 \*\W+{best.group(2)}\W+{best.group(3)}\W+succeeded", shown.stdout,
+                     re.MULTILINE), shown.stdout
+
+    promoted = nnq(api_url, "sweep", "promote", sweep_id, "best-quick")
+    assert promoted.returncode == 0, promoted.stderr
+    assert re.search(rf"alias best-quick -> model \d+ \(sweep {sweep_id}, trial {best.group(2)}",
+                     promoted.stdout)
+
+    late = nnq(api_url, "sweep", "cancel", sweep_id)
+    assert late.returncode == 1 and "already succeeded" in late.stderr
+
+
+def test_sweep_usage_and_service_errors_are_readable(api_url, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(QUICK_EXAMPLE.read_text()), "max_trials": 5000}))
+    rejected = nnq(api_url, "sweep", str(bad))
+    assert rejected.returncode == 1 and "max_trials" in rejected.stderr
+    assert "Traceback" not in rejected.stderr
+    assert "usage: nnq sweep promote ID ALIAS" in nnq(api_url, "sweep", "promote", "1").stderr
+    missing = nnq(api_url, "sweep", "show", "999")
+    assert missing.returncode == 1 and "999" in missing.stderr
+    assert "no such file" in nnq(api_url, "sweep", str(tmp_path / "none.json")).stderr
