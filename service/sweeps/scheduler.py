@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 UNFINISHED = ("queued", "running")
 LIVE_JOB_STATUSES = ("queued", "running")
 BROKER_URL_ENV = "NNQ_BROKER_URL"
-
-Enqueue = Callable[[int, str], object]
 
 
 def default_broker_url() -> str:
