@@ -262,15 +262,16 @@ def watch_sweep(api: Api, sweep_id: Any) -> dict:
             time.sleep(POLL_SECONDS)
 
 
-def report_sweep(sweep: dict) -> None:
-    """The ranked table and the best trial; exit non-zero unless the sweep succeeded."""
+def report_sweep(sweep: dict, *, require_success: bool = False) -> None:
+    """The ranked table and the best trial; with ``require_success`` (after --wait) exit
+    non-zero when the sweep failed or was cancelled."""
     console.print(sweep_view.ranked_table(sweep))
     console.print(_escape(f"sweep {sweep['id']} {sweep['status']}; "
                           f"{sweep_view.counts_line(sweep)}"), highlight=False)
     console.print(_escape(sweep_view.best_line(sweep)), highlight=False)
     if sweep.get("error"):
         console.print(_escape(f"note: {sweep['error']}"), highlight=False)
-    if sweep["status"] not in ("succeeded", "running", "queued"):
+    if require_success and sweep["status"] != "succeeded":
         raise _fail(_escape(f"sweep {sweep['id']} {sweep['status']}"))
 
 
@@ -289,7 +290,7 @@ def _submit_sweep(path: Path, wait: bool, idempotency_key: Optional[str]) -> Non
     except KeyboardInterrupt:
         raise _fail(f"stopped watching; sweep {sweep['id']} goes on "
                     f"(nnq sweep show {sweep['id']})") from None
-    report_sweep(sweep)
+    report_sweep(sweep, require_success=True)
 
 
 def _sweep_action(action: str, args: list[str]) -> None:

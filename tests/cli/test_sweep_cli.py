@@ -80,3 +80,17 @@ def test_sweep_usage_and_service_errors_are_readable(api_url, tmp_path):
     missing = nnq(api_url, "sweep", "show", "999")
     assert missing.returncode == 1 and "999" in missing.stderr
     assert "no such file" in nnq(api_url, "sweep", str(tmp_path / "none.json")).stderr
+
+
+def test_sweep_cancel_then_show_without_a_worker(api_url):
+    submitted = nnq(api_url, "sweep", str(QUICK_EXAMPLE))
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = re.search(r"submitted sweep (\d+) \(running, 8 trials: 2 queued, 6 pending\)",
+                         submitted.stdout).group(1)
+    assert f"nnq sweep show {sweep_id}" in submitted.stdout
+    cancelled = nnq(api_url, "sweep", "cancel", sweep_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"sweep {sweep_id}: cancelled; 8 trials: 8 cancelled" in cancelled.stdout
+    shown = nnq(api_url, "sweep", "show", sweep_id)  # showing a cancelled sweep is no error
+    assert shown.returncode == 0 and f"sweep {sweep_id} cancelled" in shown.stdout
+    assert "best val_acc: none yet" in shown.stdout
