@@ -1,0 +1,61 @@
+"""How `nnq sweep` renders a sweep resource, without a server."""
+
+from rich.console import Console
+
+from service import sweep_view
+
+SWEEP = {
+    "id": 3, "name": "lr-wd", "status": "running", "metric": "val_acc",
+    "counts": {"pending": 1, "queued": 0, "running": 1, "succeeded": 2, "failed": 0,
+               "cancelled": 0, "pruned": 1, "total": 5},
+    "request": {"space": {"train.optimizer.lr": {}, "model.hidden": {}}},
+    "trials": [
+        {"index": 2, "job_id": 12, "params": {"train.optimizer.lr": 0.00123456,
+                                              "model.hidden": [100, 50]},
+         "status": "succeeded", "val_acc": 0.87654, "test_acc": 0.86, "epochs": 10,
+         "model_id": 7},
+        {"index": 0, "job_id": 10, "params": {"train.optimizer.lr": 1.5e-06,
+                                              "model.hidden": [100]},
+         "status": "pruned", "val_acc": 0.1, "test_acc": 0.1, "epochs": 2, "model_id": None},
+        {"index": 4, "job_id": None, "params": {"train.optimizer.lr": 0.01,
+                                                "model.hidden": [100]},
+         "status": "pending", "val_acc": None, "test_acc": None, "epochs": 0,
+         "model_id": None},
+    ],
+    "best": {"index": 2, "job_id": 12, "val_acc": 0.87654, "model_id": 7},
+}
+
+
+def render(table) -> str:
+    console = Console(width=200, record=True, no_color=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_values_are_short_and_readable():
+    assert sweep_view.format_value(0.00123456) == "0.00123"
+    assert sweep_view.format_value(1.5e-06) == "1.5e-06"
+    assert sweep_view.format_value([100, 50]) == "[100,50]"
+    assert sweep_view.format_value(None) == "-"
+    assert sweep_view.format_value(64) == "64"
+
+
+def test_ranked_table_keeps_the_api_order_and_stars_the_best():
+    text = render(sweep_view.ranked_table(SWEEP))
+    lines = [line for line in text.splitlines() if "│" in line]
+    assert "1 *" in lines[0] and "0.00123" in lines[0] and "[100,50]" in lines[0]
+    assert "0.8765" in lines[0] and "succeeded" in lines[0]
+    assert "pruned" in lines[1] and "1.5e-06" in lines[1] and "*" not in lines[1]
+    assert "pending" in lines[2] and lines[2].count(" - ") >= 2
+    header = text.splitlines()[2]
+    assert header.index("train.optimizer.lr") < header.index("model.hidden") < header.index(
+        "val_acc") < header.index("test_acc") < header.index("epochs")
+
+
+def test_progress_counts_finished_trials_and_names_the_best():
+    done, total, detail = sweep_view.progress(SWEEP)
+    assert (done, total) == (3, 5)
+    assert "pruned 1" in detail and "running 1" in detail
+    assert "best val_acc 0.8765 (trial 2, job 12, model 7)" in detail
+    assert sweep_view.counts_line(SWEEP) == "5 trials: 2 succeeded, 1 pruned, 1 running, 1 pending"
+    assert sweep_view.best_line({**SWEEP, "best": None}) == "best val_acc: none yet"
