@@ -199,3 +199,19 @@ class WorkerProcess:
     def stop(self) -> None:
         stop_process(self.proc)
         self._log.close()
+
+
+def wait_until(what: str, predicate, workers=(), *, timeout: float, poll: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy; on timeout fail the test with the
+    tail of each worker's log, so a hung job says why."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            logs = "\n".join(w.log()[-5000:] for w in workers)
+            pytest.fail(f"gave up waiting for {what}\n{logs}")
+        time.sleep(poll)

@@ -22,7 +22,6 @@ from service.api.schemas import (
     ModelOut,
     ModelPath,
     ModelQuery,
-    ModelSummary,
     PredictIn,
     PredictOut,
     TensorOut,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from service.stack import free_port
-from tests.cli.cli_helpers import ROOT, cli_env, nnq, stop, wait_for_http
+from tests.cli.cli_helpers import nnq
 
 pytestmark = pytest.mark.integration
 
@@ -24,24 +22,6 @@ TINY_SPEC = {
               "seed": 3, "dtype": "float32"},
     "device": "cpu",
 }
-
-
-@pytest.fixture
-def api_url(database_url, redis_url, tmp_path):
-    """`flask --app service run` on a free port, on the test's database and broker."""
-    port = free_port()
-    log = tmp_path / "api.log"
-    env = cli_env(NNQ_DATABASE_URL=database_url, NNQ_BROKER_URL=redis_url)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "service", "run", "--port", str(port),
-             "--no-reload"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/api/v1/health", process, log)
-        yield url
-    finally:
-        stop(process)
 
 
 def predicted_labels(stdout: str) -> list[int]:

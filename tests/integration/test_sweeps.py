@@ -6,13 +6,12 @@ The waits are hang guards, not timing assertions.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import func, select
 
 from service import create_app
 from service.db import TERMINAL_STATUSES, Job, SweepTrial
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +57,7 @@ def _submit(client, request: dict) -> dict:
 
 
 def _wait(what, predicate, workers):
-    deadline = time.monotonic() + HANG_GUARD_S
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(w.log()[-5000:] for w in workers)
-            pytest.fail(f"gave up waiting for {what}\n{logs}")
-        time.sleep(POLL_S)
+    return wait_until(what, predicate, workers, timeout=HANG_GUARD_S, poll=POLL_S)
 
 
 def _wait_finished(client, sweep_id: int, workers) -> dict:

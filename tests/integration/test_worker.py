@@ -7,8 +7,6 @@ hang guards, not timing assertions.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery import Celery
 from sqlalchemy import select
@@ -17,6 +15,7 @@ import nncore
 
 from service.db import TERMINAL_STATUSES, EpochMetric, Job, Model, ModelTensor
 from service.db import jobs as store
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,15 +65,7 @@ def _metric_rows(sessions, job_id) -> list[EpochMetric]:
 
 
 def _wait_for(what, predicate, workers=()):
-    deadline = time.monotonic() + HANG_GUARD_S
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(w.log()[-4000:] for w in workers)
-            pytest.fail(f"gave up waiting for {what}\n{logs}")
-        time.sleep(POLL_S)
+    return wait_until(what, predicate, workers, timeout=HANG_GUARD_S, poll=POLL_S)
 
 
 def _wait_terminal(sessions, job_id, workers=()) -> Job:
