@@ -100,22 +100,32 @@ def metrics_table(rows: list[dict]) -> Table:
     return table
 
 
-def watch_job(api: Api, job_id: Any) -> dict:
-    """Poll a job with a live progress bar until it is terminal; return the last job."""
+def _watch(description: str, fetch) -> dict:
+    """Poll ``fetch() -> (resource, completed, total, detail, finished)`` under a live bar
+    until ``finished``; return the last resource."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"job {job_id}", total=None, detail="queued")
+        task = progress.add_task(description, total=None, detail="queued")
         while True:
-            job = api.get(f"/jobs/{job_id}")
-            p = job.get("progress") or {}
-            total = p.get("total_iterations") or None
-            epochs = ((job.get("spec") or {}).get("train") or {}).get("epochs")
-            detail = f"{job['status']}  epoch {p.get('epoch') or 0}/{epochs or '?'}"
-            progress.update(task, total=total, completed=p.get("iteration") or 0, detail=detail)
-            if job["status"] in TERMINAL:
-                return job
+            resource, completed, total, detail, finished = fetch()
+            progress.update(task, total=total or None, completed=completed, detail=detail)
+            if finished:
+                return resource
             time.sleep(POLL_SECONDS)
+
+
+def watch_job(api: Api, job_id: Any) -> dict:
+    """Poll a job with a live progress bar of its iterations until it is terminal."""
+    def fetch():
+        job = api.get(f"/jobs/{job_id}")
+        p = job.get("progress") or {}
+        epochs = ((job.get("spec") or {}).get("train") or {}).get("epochs")
+        detail = f"{job['status']}  epoch {p.get('epoch') or 0}/{epochs or '?'}"
+        return (job, p.get("iteration") or 0, p.get("total_iterations"), detail,
+                job["status"] in TERMINAL)
+
+    return _watch(f"job {job_id}", fetch)
 
 
 def report_job(api: Api, job: dict) -> None:
@@ -248,18 +258,13 @@ SWEEP_ACTIONS = {"show": 1, "cancel": 1, "promote": 2}  # action -> arguments it
 
 
 def watch_sweep(api: Api, sweep_id: Any) -> dict:
-    """Poll a sweep with a live bar of finished trials until the sweep ends; return it."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"sweep {sweep_id}", total=None, detail="queued")
-        while True:
-            sweep = api.get(f"/sweeps/{sweep_id}")
-            done, total, detail = sweep_view.progress(sweep)
-            progress.update(task, total=total or None, completed=done, detail=_escape(detail))
-            if sweep["status"] in sweep_view.FINISHED:
-                return sweep
-            time.sleep(POLL_SECONDS)
+    """Poll a sweep with a live bar of finished trials until the sweep ends."""
+    def fetch():
+        sweep = api.get(f"/sweeps/{sweep_id}")
+        done, total, detail = sweep_view.progress(sweep)
+        return sweep, done, total, _escape(detail), sweep["status"] in sweep_view.FINISHED
+
+    return _watch(f"sweep {sweep_id}", fetch)
 
 
 def report_sweep(sweep: dict, *, require_success: bool = False) -> None:
