@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, List, Optional
@@ -31,7 +32,10 @@ EXIT_UNREACHABLE = 2
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="nnq: train the book's NumPy networks as jobs, keep and serve the models.")
-console = Console()
+# Piped output (logs, `> results.txt`) gets a wide table instead of rich's 80 columns, so the
+# ranked parameters of a sweep are not cut to "1.46e-…".
+PIPED_WIDTH = 200
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 err_console = Console(stderr=True)
 
 

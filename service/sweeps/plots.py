@@ -134,6 +134,9 @@ def _curves(ax, ranked: list[TrialResult]) -> None:
     else:
         ax.text(0.5, 0.5, "no finished epoch yet", ha="center", va="center",
                 transform=ax.transAxes)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epochs")
     ax.set_ylabel(CURVE_METRIC)
     ax.set_ylim(0, 1.0)
