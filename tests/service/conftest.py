@@ -3,8 +3,11 @@ and a model stored through the job store the way a worker stores one."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import nncore
 from service import create_app
@@ -53,3 +56,18 @@ def trained(sessions, synthetic):
         opt.update(net.params, net.gradient(synthetic.x_train[batch], synthetic.t_train[batch]))
     assert not np.allclose(net.buffers["1.running_mean"], 0.0)
     return store_model(sessions, net, synthetic), net
+
+
+def npy(array) -> bytes:
+    """An .npy request body, written without pickle."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def png(pixels) -> io.BytesIO:
+    """A grayscale PNG upload of a uint8 pixel array."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buf, format="PNG")
+    buf.seek(0)
+    return buf

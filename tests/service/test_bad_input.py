@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from tests.service.conftest import npy, png
 
 GOOD = {"name": "ok", "data": {"dataset": "synthetic", "samples": 200},
         "model": {"preset": "mlp", "hidden": [20]}, "train": {"epochs": 1}}
@@ -104,19 +105,6 @@ def test_unknown_route_method_and_huge_body_use_the_error_shape(client):
     assert_error(client.delete("/api/v1/jobs"), 405)
     big = b"[" + b"0," * (9 * 1024 * 1024) + b"0]"
     assert_error(client.post("/api/v1/jobs", data=big, content_type="application/json"), 413)
-
-
-def npy(array) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def png(array) -> io.BytesIO:
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buf, format="PNG")
-    buf.seek(0)
-    return buf
 
 
 def predict(client, ref, **kwargs):

@@ -6,26 +6,12 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
 
 import nncore
 from nncore.data.datasets import PIXEL_SCALE
-from tests.service.conftest import MODEL_SPEC, store_model
+from tests.service.conftest import MODEL_SPEC, npy, png, store_model
 
 N = 7
-
-
-def npy(array) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def png(pixels) -> io.BytesIO:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    buf.seek(0)
-    return buf
 
 
 def probabilities(response, dtype=np.float32) -> np.ndarray:
