@@ -13,6 +13,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY nncore nncore
+COPY nnq nnq
 COPY service service
 COPY workers workers
 COPY migrations migrations

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 import nncore
-from nncore.spec import infer_shapes
+from nncore.spec import expand, infer_shapes, parse_layers
 
 BATCH = 100
 WARMUP = 5
@@ -50,8 +50,9 @@ MEMORY_SPEC = {
 MEMORY_LIMIT_MIB = 1024
 
 
-def has_conv(model_spec) -> bool:
-    return any(l["type"] == "conv" for l in nncore.expand_model(model_spec, (1, 28, 28), 10))
+def takes_images(model_spec) -> bool:
+    """Whether the network takes image-shaped inputs (has a spatial layer)."""
+    return len(expand(model_spec, 10).input_shape) == 3
 
 
 def median_ms(steps_fns, steps: int) -> list[float]:
@@ -98,7 +99,7 @@ def torch_model(layers, input_shape):
     """The same expanded layer list as torch modules."""
     import torch.nn as tnn
 
-    modules, shapes = [], infer_shapes(layers, input_shape)
+    modules, shapes = [], infer_shapes(parse_layers(layers), input_shape)
     for layer, shape in zip(layers, shapes):
         kind = layer["type"]
         if kind == "affine":
@@ -248,7 +249,7 @@ def main(argv=None) -> None:
             if args.only and args.only not in name:
                 continue
             steps = max(1, int(steps * args.steps_scale) // ROUNDS) * ROUNDS
-            x, t = load_inputs(args.dataset, flatten=not has_conv(spec))
+            x, t = load_inputs(args.dataset, flatten=not takes_images(spec))
             fns = [nncore_step_fn(spec, x, t, args.backend)]
             if with_torch:
                 fns.append(torch_step_fn(spec, x, t, device))

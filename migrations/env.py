@@ -1,8 +1,8 @@
 """Alembic environment: the schema of service.db's models, on the configured database.
 
 The URL comes from (first found) ``config.attributes["database_url"]`` (tests and
-the CLI pass it that way), the ``sqlalchemy.url`` option, or ``NNQ_DATABASE_URL``
-through ``service.db.database_url()``. SQLite runs in batch mode so ALTERs work.
+the CLI pass it that way), the ``sqlalchemy.url`` option, or the settings
+(``NNQ_DATABASE_URL``, ``service.settings``). SQLite runs in batch mode so ALTERs work.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging.config
 
 from alembic import context
 
-from service.db import Base, database_url, make_engine, normalize_url
+from service.db import Base, make_engine
+from service.settings import normalize_url, settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -22,7 +23,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
-    return normalize_url(url) if url else database_url()
+    return normalize_url(url) if url else settings().database_url
 
 
 def _configure(**kwargs) -> None:

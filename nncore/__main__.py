@@ -1,5 +1,5 @@
-"""``python -m nncore train SPEC.json --out model.npz``; see nncore.cli."""
+"""``python -m nncore train SPEC.json --out model.npz``; the commands live in nnq.local."""
 
-from nncore.cli import main
+from nnq.local import main
 
-raise SystemExit(main())
+main()

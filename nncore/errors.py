@@ -2,12 +2,30 @@
 
 
 class SpecError(ValueError):
-    """A model spec that cannot be built; ``path`` names the field, relative to the model spec."""
+    """A spec that cannot be built; ``problems`` are (dotted path, message) pairs.
 
-    def __init__(self, path: str, message: str):
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+    ``path`` and ``message`` are the first problem's, for callers that show one line.
+    """
+
+    def __init__(self, path_or_problems, message: str | None = None):
+        if isinstance(path_or_problems, str):
+            problems = [(path_or_problems, message or "")]
+        else:
+            problems = [(str(path), str(msg)) for path, msg in path_or_problems]
+        self.problems = problems
+        self.path, self.message = problems[0]
+        super().__init__("; ".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+
+    def under(self, prefix: str) -> "SpecError":
+        """The same problems with their paths nested under ``prefix`` (e.g. ``model``)."""
+        return SpecError([(join_path(prefix, path), msg) for path, msg in self.problems])
+
+
+def join_path(prefix: str, path: str) -> str:
+    """``model`` + ``layers[2].size`` -> ``model.layers[2].size``; list indexes attach directly."""
+    if not prefix or not path:
+        return prefix or path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
 
 
 class DataError(ValueError):

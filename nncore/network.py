@@ -8,34 +8,8 @@ import numpy as np
 
 from . import layers as L
 from .backend import get_xp, to_numpy
-from .init import weight_scale
 from .rng import rng_from_arrays, rng_to_arrays
-from .spec import expand_model, infer_shapes
-
-
-def _make_layer(spec, in_shape, init_rng, dropout_rng, xp, dtype):
-    kind = spec["type"]
-    if kind == "affine":
-        fan_in = int(np.prod(in_shape))
-        scale = weight_scale(spec["init"], fan_in, spec["init_std"])
-        W = (init_rng.standard_normal((fan_in, spec["units"])) * scale).astype(dtype)
-        return L.Affine(xp.asarray(W), xp.zeros(spec["units"], dtype=dtype))
-    if kind == "conv":
-        c, k, f = in_shape[0], spec["size"], spec["filters"]
-        scale = weight_scale(spec["init"], c * k * k, spec["init_std"])
-        W = (init_rng.standard_normal((f, c, k, k)) * scale).astype(dtype)
-        return L.Conv2D(xp.asarray(W), xp.zeros(f, dtype=dtype), stride=spec["stride"], pad=spec["pad"], xp=xp)
-    if kind == "batchnorm":
-        d = in_shape[0]
-        return L.BatchNorm(xp.ones(d, dtype=dtype), xp.zeros(d, dtype=dtype), xp.zeros(d, dtype=dtype),
-                           xp.ones(d, dtype=dtype), momentum=spec["momentum"], eps=spec["eps"])
-    if kind == "dropout":
-        return L.Dropout(spec["rate"], dropout_rng, xp, dtype)
-    if kind == "maxpool":
-        return L.MaxPool2D(spec["size"], spec["stride"], spec["pad"], xp)
-    simple = {"relu": lambda: L.ReLU(), "sigmoid": lambda: L.Sigmoid(xp), "tanh": lambda: L.Tanh(xp),
-              "flatten": lambda: L.Flatten()}
-    return simple[kind]()
+from .spec import expand_model, infer_shapes, parse_layers
 
 
 class Network:
@@ -53,9 +27,10 @@ class Network:
         init_seed, dropout_seed = np.random.SeedSequence(seed).spawn(2)
         init_rng = np.random.Generator(np.random.PCG64(init_seed))
         dropout_rng = np.random.Generator(np.random.PCG64(dropout_seed))
-        shapes = infer_shapes(layers_spec, self.input_shape)
-        self.layers = [_make_layer(spec, shape, init_rng, dropout_rng, self.xp, self.dtype)
-                       for spec, shape in zip(layers_spec, shapes)]
+        specs = parse_layers(layers_spec)
+        ctx = L.BuildContext(self.xp, self.dtype, init_rng, dropout_rng)
+        self.layers = [spec.build(shape, ctx)
+                       for spec, shape in zip(specs, infer_shapes(specs, self.input_shape))]
         self._dropout_rng = dropout_rng
         self.loss_layer = L.SoftmaxCrossEntropy(self.xp)
         self.params = self._collect("params")

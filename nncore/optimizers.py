@@ -6,28 +6,45 @@ add eps outside the square root; Adam bias-corrects both moments with eps added 
 corrected square root (PyTorch), where the book folds the correction into the learning rate
 and adds eps = 1e-7 to the uncorrected root.
 """
+from typing import Annotated, ClassVar, Literal
+
 import numpy as np
+from pydantic import Field, TypeAdapter
 
 from .backend import to_numpy
+from .schema import Strict, literal_value, tag_of, tagged_union, validate
+
+Lr = Annotated[float, Field(gt=0.0, le=10.0)]
+Decay = Annotated[float, Field(ge=0.0, lt=1.0)]
+Eps = Annotated[float, Field(gt=0.0, le=1.0)]
+DEFAULT_OPTIMIZER = "adam"
+
+OPTIMIZERS: dict[str, type["Optimizer"]] = {}
 
 
 class Optimizer:
-    defaults: dict = {}
+    """An update rule; ``Settings`` (a pydantic model beside it) declares its fields, defaults
+    and bounds. Defining a subclass with its own ``Settings`` registers it in ``OPTIMIZERS``
+    under the settings' ``type``.
+    """
+
+    Settings: ClassVar[type[Strict]]
     slots: tuple = ()  # per-tensor state arrays, e.g. ("m", "v")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "Settings" in cls.__dict__:
+            OPTIMIZERS[literal_value(cls.Settings, "type")] = cls
+
     def __init__(self, **hyper):
-        unknown = set(hyper) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"unknown {self.name} options: {', '.join(sorted(unknown))}")
-        self.hyper = {**self.defaults, **hyper}
-        if not self.hyper["lr"] > 0:
-            raise ValueError("lr must be > 0")
+        settings = validate(self.Settings, {"type": self.name, **hyper})
+        self.hyper = settings.model_dump(exclude={"type"})
         self.t = 0
         self.state: dict[str, dict] = {slot: {} for slot in self.slots}
 
     @property
-    def name(self):
-        return type(self).__name__.lower()
+    def name(self) -> str:
+        return literal_value(self.Settings, "type")
 
     def update(self, params: dict, grads: dict) -> None:
         """One step; every array in ``params`` is changed in place."""
@@ -59,17 +76,28 @@ class Optimizer:
                 self.state[slot][key] = xp.array(value)
 
 
+class SgdSpec(Strict):
+    type: Literal["sgd"]
+    lr: Lr = 0.01
+
+
 class SGD(Optimizer):
-    defaults = {"lr": 0.01}
+    Settings = SgdSpec
 
     def _step(self, p, g):
         p -= self.hyper["lr"] * g
 
 
+class MomentumSpec(Strict):
+    type: Literal["momentum"]
+    lr: Lr = 0.01
+    momentum: Decay = 0.9
+
+
 class Momentum(Optimizer):
     """v = mu*v + g; p -= lr*v (the book's v = mu*v - lr*g is the same for a fixed lr)."""
 
-    defaults = {"lr": 0.01, "momentum": 0.9}
+    Settings = MomentumSpec
     slots = ("v",)
 
     def _step(self, p, g, v):
@@ -78,8 +106,14 @@ class Momentum(Optimizer):
         p -= self.hyper["lr"] * v
 
 
+class NesterovSpec(MomentumSpec):
+    type: Literal["nesterov"]
+
+
 class Nesterov(Momentum):
     """PyTorch's form: v = mu*v + g; p -= lr*(g + mu*v)."""
+
+    Settings = NesterovSpec
 
     def _step(self, p, g, v):
         mu = self.hyper["momentum"]
@@ -88,8 +122,14 @@ class Nesterov(Momentum):
         p -= self.hyper["lr"] * (g + mu * v)
 
 
+class AdaGradSpec(Strict):
+    type: Literal["adagrad"]
+    lr: Lr = 0.01
+    eps: Eps = 1e-10
+
+
 class AdaGrad(Optimizer):
-    defaults = {"lr": 0.01, "eps": 1e-10}
+    Settings = AdaGradSpec
     slots = ("h",)
 
     def _step(self, p, g, h):
@@ -97,8 +137,15 @@ class AdaGrad(Optimizer):
         p -= self.hyper["lr"] * g / (h ** 0.5 + self.hyper["eps"])
 
 
+class RMSpropSpec(Strict):
+    type: Literal["rmsprop"]
+    lr: Lr = 0.01
+    alpha: Decay = 0.99
+    eps: Eps = 1e-8
+
+
 class RMSprop(Optimizer):
-    defaults = {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}
+    Settings = RMSpropSpec
     slots = ("h",)
 
     def _step(self, p, g, h):
@@ -108,10 +155,18 @@ class RMSprop(Optimizer):
         p -= self.hyper["lr"] * g / (h ** 0.5 + self.hyper["eps"])
 
 
+class AdamSpec(Strict):
+    type: Literal["adam"] = DEFAULT_OPTIMIZER
+    lr: Lr = 0.001
+    beta1: Decay = 0.9
+    beta2: Decay = 0.999
+    eps: Eps = 1e-8
+
+
 class Adam(Optimizer):
     """PyTorch's Adam: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)."""
 
-    defaults = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    Settings = AdamSpec
     slots = ("m", "v")
 
     def update(self, params, grads):
@@ -133,13 +188,13 @@ class Adam(Optimizer):
         p -= self._step_size * (m / denom)
 
 
-OPTIMIZERS = {cls.__name__.lower(): cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}
+OptimizerSpec = tagged_union({name: cls.Settings for name, cls in OPTIMIZERS.items()},
+                             tag_of("type", DEFAULT_OPTIMIZER), "optimizer")
+_OPTIMIZER_SPEC = TypeAdapter(OptimizerSpec)
 
 
-def make_optimizer(spec: dict) -> Optimizer:
-    """``{"type": "adam", "lr": 0.001, ...}`` -> an optimizer; unknown types or options raise."""
-    options = dict(spec)
-    kind = options.pop("type", None)
-    if kind not in OPTIMIZERS:
-        raise ValueError(f"optimizer type must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
-    return OPTIMIZERS[kind](**options)
+def make_optimizer(spec) -> Optimizer:
+    """``{"type": "adam", "lr": 0.001, ...}`` (or its parsed settings) -> an optimizer;
+    unknown types or options raise SpecError (a ValueError) naming the field."""
+    settings = validate(_OPTIMIZER_SPEC, spec) if isinstance(spec, dict) else spec
+    return OPTIMIZERS[settings.type](**settings.model_dump(exclude={"type"}))

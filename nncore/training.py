@@ -8,81 +8,30 @@ metrics so far), so it goes through ``state_to_bytes`` without pickle.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
 import numpy as np
 
-import nncore
 from nncore.backend import get_xp, to_numpy
 from nncore.data import load_dataset
-from nncore.data.datasets import IMAGE_SHAPE
-from nncore.data.synthetic import NUM_CLASSES
-from nncore.errors import Cancelled, DivergenceError, SpecError
+from nncore.errors import Cancelled, DivergenceError
+from nncore.network import Network
+from nncore.optimizers import make_optimizer
 from nncore.rng import rng_from_arrays, rng_to_arrays
+from nncore.spec import JobSpec, TrainSpec, parse_spec
 
 EVAL_BATCH = 1000
-DTYPES = ("float32", "float64")
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
-DEFAULT_OPTIMIZER = {"type": "adam", "lr": 0.001}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """The ``train`` section of a job spec, with the documented defaults."""
-
-    epochs: int = 1
-    batch_size: int = 100
-    optimizer: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
-    weight_decay: float = 0.0
-    seed: int = 0
-    dtype: str = "float32"
-
-    @classmethod
-    def from_spec(cls, train: dict) -> "TrainConfig":
-        cfg = cls(**{f.name: train[f.name] for f in dataclasses.fields(cls)
-                     if train.get(f.name) is not None})
-        for name in ("epochs", "batch_size"):
-            value = getattr(cfg, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SpecError(f"train.{name}", "must be an integer >= 1")
-        wd = cfg.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < math.inf:
-            raise SpecError("train.weight_decay", "must be a number >= 0")
-        if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
-            raise SpecError("train.seed", "must be an integer >= 0")
-        if cfg.dtype not in DTYPES:
-            raise SpecError("train.dtype", f"must be one of {', '.join(DTYPES)}")
-        if not isinstance(cfg.optimizer, dict):
-            raise SpecError("train.optimizer", "must be an object with a type")
-        return cfg
-
-
-def dataset_options(data: dict) -> dict:
-    """load_dataset keywords from the spec's data section; absent or null means the default.
-    ``samples`` and ``seed`` only matter for the synthetic set (seed 0 keeps the same data
-    and validation split for every trial of a sweep, whatever its training seed)."""
-    defaults = {"val_fraction": 0.1, "train_limit": None, "seed": 0, "samples": 2000}
-    return {key: default if data.get(key) is None else data[key]
-            for key, default in defaults.items()}
-
-
-def _has_conv(model_spec: dict) -> bool:
-    """Whether the expanded model has a conv layer, i.e. needs (N, 1, 28, 28) inputs."""
-    try:
-        layers = nncore.expand_model(model_spec, IMAGE_SHAPE, NUM_CLASSES)
-    except SpecError as err:
-        raise SpecError(f"model.{err.path}" if err.path else "model", err.message) from err
-    return any(layer["type"] == "conv" for layer in layers)
 
 
 class TrainingRun:
     """Network + optimizer + data + position; ``fit`` trains, ``checkpoint``/``restore`` resume."""
 
-    def __init__(self, network, optimizer, dataset, config: TrainConfig, backend: str = "numpy"):
+    def __init__(self, network, optimizer, dataset, config: TrainSpec, backend: str = "numpy"):
         self.network, self.optimizer = network, optimizer
         self.dataset, self.config = dataset, config
+        self.spec: JobSpec | None = None  # the job spec, when built by from_spec
         self._xp = xp = get_xp(backend)
         dtype = np.dtype(config.dtype)
         # Inputs go to the backend in the network's dtype once, not per batch.
@@ -101,22 +50,19 @@ class TrainingRun:
         self._elapsed = 0.0         # seconds already spent in the current epoch
 
     @classmethod
-    def from_spec(cls, job_spec: dict, data_dir=None, backend: str = "numpy") -> "TrainingRun":
-        """Build dataset, network and optimizer from a job spec (DESIGN.md "The job spec")."""
-        data, model = job_spec.get("data") or {}, job_spec.get("model")
-        if not isinstance(model, dict):
-            raise SpecError("model", "required: a preset or a layer list")
-        config = TrainConfig.from_spec(job_spec.get("train") or {})
-        dataset = load_dataset(data.get("dataset") or "synthetic", data_dir,
-                               flatten=not _has_conv(model), **dataset_options(data))
-        network = nncore.build(model, dataset.input_shape, dataset.num_classes, seed=config.seed,
-                               dtype=config.dtype, weight_decay=config.weight_decay,
-                               backend=backend)
-        try:
-            optimizer = nncore.make_optimizer(config.optimizer)
-        except ValueError as err:
-            raise SpecError("train.optimizer", str(err)) from err
-        return cls(network, optimizer, dataset, config, backend)
+    def from_spec(cls, job_spec, data_dir=None, backend: str = "numpy") -> "TrainingRun":
+        """Dataset, network and optimizer from a job spec (a dict, or an already parsed
+        ``JobSpec``: the spec is then neither validated nor expanded again)."""
+        spec = parse_spec(job_spec)
+        config, expansion = spec.train, spec.expansion
+        dataset = load_dataset(spec.data.dataset, data_dir, flatten=len(expansion.input_shape) == 1,
+                               **spec.data.options())
+        network = Network(expansion.layers, expansion.input_shape, spec.num_classes,
+                          seed=config.seed, dtype=config.dtype,
+                          weight_decay=config.weight_decay, backend=backend)
+        run = cls(network, make_optimizer(config.optimizer), dataset, config, backend)
+        run.spec = spec
+        return run
 
     def fit(self, on_iteration=None, on_epoch=None, should_stop=None) -> list[dict]:
         """Train the remaining epochs; returns all per-epoch metrics.

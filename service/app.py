@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask_openapi3 import Info, OpenAPI
 
-from service import config as service_config
 from service.api import API_PREFIX, register_api
 from service.api.deps import EXTENSION, close_db
 from service.auth import require_token
@@ -17,13 +16,26 @@ from service.errors import (
     register_error_handlers,
     validation_error_callback,
 )
+from service.settings import Settings, settings
 
 API_VERSION = "1.0.0"
 BEARER = {"type": "http", "scheme": "bearer"}
+MAX_BODY_BYTES = 16 * 1024 * 1024  # an .npy of 1000 float64 samples is ~6 MiB
+
+
+def flask_config(config: Settings) -> dict:
+    """The settings under the app's config keys (tests and deployments override these)."""
+    return {
+        "NNQ_DATABASE_URL": config.database_url,
+        "NNQ_BROKER_URL": config.broker_url,
+        "NNQ_API_TOKEN": config.api_token,
+        "NNQ_DATA_DIR": config.data_dir,
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    }
 
 
 def create_app(config: dict | None = None) -> OpenAPI:
-    """A new app; ``config`` overrides the NNQ_* environment (tests pass URLs here)."""
+    """A new app; ``config`` overrides the settings (tests pass URLs here)."""
     app = OpenAPI(
         __name__,
         info=Info(title="nnq", version=API_VERSION,
@@ -38,7 +50,7 @@ def create_app(config: dict | None = None) -> OpenAPI:
         validation_error_callback=validation_error_callback,
         static_folder=None,
     )
-    app.config.update(service_config.from_env())
+    app.config.update(flask_config(settings()))
     app.config.update(config or {})
     app.json.sort_keys = False
     app.extensions[EXTENSION] = {"sessions": session_factory(app.config["NNQ_DATABASE_URL"])}

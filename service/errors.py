@@ -14,7 +14,8 @@ from flask import Flask, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.spec import SpecInvalid, field_path
+from nncore import SpecError
+from nncore.schema import field_path
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
-    @app.errorhandler(SpecInvalid)
-    def _spec_invalid(exc: SpecInvalid):
+    @app.errorhandler(SpecError)
+    def _spec_error(exc: SpecError):
         return invalid_response(exc.problems)
 
     @app.errorhandler(HTTPException)

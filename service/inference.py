@@ -15,18 +15,17 @@ import math
 import threading
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import nncore
 from nncore.data.datasets import PIXEL_SCALE
-from service.db import Alias, Model, ModelTensor
+from service.db import MAX_ID
+from service.db import model_store as models
 from service.db.tensors import state_from_rows
 
 MAX_SAMPLES = 1000
 CACHE_SIZE = 16
 IMAGE_SIDE = 28
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 NUMERIC_KINDS = "biuf"
 
 
@@ -98,25 +97,24 @@ def resolve_ref(session: Session, ref: str) -> int:
     if ref.isdigit():
         model_id = int(ref)
         known = model_id <= MAX_ID and (
-            CACHE.has(session, model_id) or session.get(Model, model_id) is not None)
+            CACHE.has(session, model_id) or models.get_model(session, model_id) is not None)
         if known:
             return model_id
         raise ModelNotFound(f"no model {model_id}")
-    alias = session.get(Alias, ref, populate_existing=True)
-    if alias is None:
+    model_id = models.alias_target(session, ref)
+    if model_id is None:
         raise ModelNotFound(f"no model or alias named {ref!r}")
-    return alias.model_id
+    return model_id
 
 
 def load_network(session: Session, model_id: int):
-    """The stored model rebuilt with its tensors (one DB read)."""
-    model = session.get(Model, model_id)
+    """The stored model rebuilt with its tensors."""
+    model = models.get_model(session, model_id)
     if model is None:
         raise ModelNotFound(f"no model {model_id}")
-    rows = session.scalars(select(ModelTensor).where(ModelTensor.model_id == model_id))
     net = nncore.build({"layers": model.layers}, tuple(model.input_shape), model.num_classes,
                        dtype=model.dtype)
-    net.load_state_dict(state_from_rows(rows))
+    net.load_state_dict(state_from_rows(models.tensors(session, model_id)))
     return net
 
 

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from nnq.processes import redis_reachable, stop_process
 from tests import support
 
 REQUIRE_POSTGRES_ENV = "NNQ_REQUIRE_POSTGRES"
@@ -58,14 +59,14 @@ def sessions(database_url):
 def redis_server(tmp_path_factory):
     """Base URL of a Redis server: the reachable one, or a private child redis-server."""
     url = os.environ.get(support.REDIS_URL_ENV) or support.DEFAULT_REDIS_URL
-    if support.redis_reachable(url):
+    if redis_reachable(url):
         yield url
         return
     proc, url = support.start_private_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield url
     finally:
-        support.stop_process(proc)
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from nnq.processes import WaitTimeout, start_redis, stop_process
+from nnq.processes import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL_ENV = "NNQ_TEST_POSTGRES_URL"
@@ -27,6 +26,8 @@ REDIS_CLAIM_KEY = "nnq-test:claimed"
 REDIS_CLAIM_TTL_S = 3600  # a crashed run's index frees itself
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 5.0
+READY_POLL_S = 0.1
+LOG_TAIL_CHARS = 5000
 
 
 def alembic_config(url: str):
@@ -87,39 +88,11 @@ def drop_postgres_database(url: str) -> None:
 
 # Redis --------------------------------------------------------------------------------------
 
-def redis_reachable(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """A throwaway ``redis-server`` without persistence, on a free port."""
-    if shutil.which("redis-server") is None:
-        raise RuntimeError("no Redis server is reachable and no redis-server binary is installed "
-                           "to start a private one (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not redis_reachable(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_process(proc)
-            raise RuntimeError(f"private redis-server on port {port} did not start")
-        time.sleep(0.1)
-    return proc, url
+    """A throwaway ``redis-server`` without persistence, on a free port; its URL has no DB
+    index (``claim_redis_db`` adds one)."""
+    return start_redis(workdir, timeout=STARTUP_TIMEOUT_S, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
 
 def claim_redis_db(server_url: str) -> str:
@@ -151,18 +124,6 @@ def flush_redis_db(url: str) -> None:
 
 # Processes ----------------------------------------------------------------------------------
 
-def stop_process(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class WorkerProcess:
     """A real ``celery -A workers worker`` subprocess bound to a test's DB and broker."""
 
@@ -182,13 +143,17 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Until the worker logs that it consumes; fail with its log if it dies."""
-        deadline = time.monotonic() + timeout
-        while f"{self.name}@" not in self.log() or " ready." not in self.log():
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready after {timeout} s:\n{self.log()}")
-            time.sleep(0.1)
+            log = self.log()
+            return f"{self.name}@" in log and " ready." in log
+
+        try:
+            poll_until(f"worker {self.name} to be ready", ready, timeout=timeout,
+                       poll=READY_POLL_S)
+        except WaitTimeout as exc:
+            raise RuntimeError(f"{exc}:\n{self.log()}") from None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no ack, the lease simply stops being renewed."""
@@ -197,21 +162,17 @@ class WorkerProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_process(self.proc, STOP_GRACE_S)
         self._log.close()
 
 
-def wait_until(what: str, predicate, workers=(), *, timeout: float, poll: float = 0.1):
+def wait_until(what: str, predicate, workers=(), *, timeout: float, poll: float = READY_POLL_S):
     """Poll ``predicate`` until it returns something truthy; on timeout fail the test with the
     tail of each worker's log, so a hung job says why."""
     import pytest
 
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(w.log()[-5000:] for w in workers)
-            pytest.fail(f"gave up waiting for {what}\n{logs}")
-        time.sleep(poll)
+    try:
+        return poll_until(what, predicate, timeout=timeout, poll=poll)
+    except WaitTimeout as exc:
+        logs = "\n".join(w.log()[-LOG_TAIL_CHARS:] for w in workers)
+        pytest.fail(f"{exc}\n{logs}")

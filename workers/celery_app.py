@@ -8,42 +8,27 @@ also re-enqueues jobs whose lease expired.
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 from kombu import Queue
 
-BROKER_URL_ENV = "NNQ_BROKER_URL"
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
-VISIBILITY_TIMEOUT_ENV = "NNQ_VISIBILITY_TIMEOUT"
-DEFAULT_VISIBILITY_TIMEOUT_S = 3600  # longer than any epoch; the reconciler covers faster
-TRAIN_TASK = "nnq.train_job"
-QUEUES = ("cpu", "gpu")
-
-
-def broker_url() -> str:
-    return os.environ.get(BROKER_URL_ENV) or DEFAULT_BROKER_URL
+from service.queue import DEFAULT_QUEUE, JSON_ONLY, QUEUES, TRAIN_TASK
+from service.settings import settings
 
 
 def make_celery() -> Celery:
     """A configured app; tasks register when ``workers.train`` is imported."""
-    app = Celery("nnq", broker=broker_url(), include=["workers.train"])
+    config = settings()
+    app = Celery("nnq", broker=config.broker_url, include=["workers.train"])
     app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
+        **JSON_ONLY,
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue="cpu",
-        task_queues=[Queue(name) for name in QUEUES],
-        task_routes={TRAIN_TASK: {"queue": "cpu"}},
-        broker_transport_options={
-            "visibility_timeout": int(os.environ.get(VISIBILITY_TIMEOUT_ENV)
-                                      or DEFAULT_VISIBILITY_TIMEOUT_S),
-        },
+        task_default_queue=DEFAULT_QUEUE,
+        task_queues=[Queue(name) for name in QUEUES.values()],
+        task_routes={TRAIN_TASK: {"queue": DEFAULT_QUEUE}},
+        broker_transport_options={"visibility_timeout": config.visibility_timeout},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=True,
         worker_send_task_events=False,

@@ -69,7 +69,6 @@ class JobTracker:
                         return
                 except DBAPIError:  # a DB blip: the next beat tries again
                     log.warning("job %s: lease renewal failed", self.job_id, exc_info=True)
-                    session.rollback()
 
     def _check_owned(self) -> None:
         if self._lost.is_set():
@@ -87,7 +86,6 @@ class JobTracker:
                                           progress["total_iterations"])
         except DBAPIError:  # a DB blip costs one progress update, not the attempt
             log.warning("job %s: progress write failed", self.job_id, exc_info=True)
-            self._session.rollback()
             return
         if not owned:
             self._lost.set()
@@ -101,7 +99,6 @@ class JobTracker:
                 self._cancel = store.cancel_requested(self._session, self.job_id)
             except DBAPIError:  # asked again at the next poll
                 log.warning("job %s: cancel poll failed", self.job_id, exc_info=True)
-                self._session.rollback()
         return self._cancel
 
     def on_epoch(self, metrics: dict) -> None:

@@ -15,47 +15,33 @@ import os
 import socket
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 import nncore
+from nnq.status import JobStatus
 from service.db import jobs as store
 from service.db import session_factory
-from service.db.models import EpochMetric, Job
+from service.db.models import Job
+from service.queue import TRAIN_TASK, enqueue
+from service.settings import settings
+from service.spec import check_limits
 from service.sweeps.pruning import should_prune
 from service.sweeps.scheduler import advance_sweep
-from workers.celery_app import TRAIN_TASK, app, broker_url
+from workers.celery_app import app
 from workers.tracker import JobTracker, Pruned
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS_ENV = "NNQ_LEASE_SECONDS"
-DEFAULT_LEASE_SECONDS = 60.0
-DATA_DIR_ENV = "NNQ_DATA_DIR"
 RETRY_BASE_DELAY_S = 2.0
-FINAL_METRICS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
 
 
 class JobRejected(Exception):
     """A job that can never succeed as submitted; its message becomes the reason."""
 
 
-def lease_seconds() -> float:
-    return float(os.environ.get(LEASE_SECONDS_ENV) or DEFAULT_LEASE_SECONDS)
-
-
 def worker_owner() -> str:
     """A lease owner unique to this process and claim: host:pid:random."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def queue_for(device: str) -> str:
-    return "gpu" if device == "gpu" else "cpu"
-
-
-def enqueue(job_id: int, device: str, countdown: float | None = None) -> None:
-    """Send the job's id to its queue (the row must be committed first)."""
-    app.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device), countdown=countdown)
 
 
 def _backend(device: str) -> str:
@@ -67,26 +53,16 @@ def _backend(device: str) -> str:
     return "cupy"
 
 
-def _check_limits(spec: dict) -> None:
-    """Re-apply the API's schema and limits: a row written by other means gets them too."""
-    from service.spec import SpecInvalid, validate_spec
-
-    try:
-        validate_spec(spec)
-    except SpecInvalid as exc:
-        raise JobRejected(f"invalid spec: {exc}") from exc
-
-
-def _final_metrics(session, job_id: int) -> dict:
-    """The last epoch's row: the model's headline numbers, whichever attempt wrote it."""
-    row = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)
-                          .order_by(EpochMetric.epoch.desc()).limit(1)).first()
-    return {} if row is None else {k: getattr(row, k) for k in FINAL_METRICS}
+def _parse(spec: dict) -> nncore.JobSpec:
+    """The stored spec, parsed and expanded once; the service's limits are re-checked, so a
+    row written by other means gets them too (a SpecError fails the job)."""
+    parsed = nncore.parse_spec(spec)
+    check_limits(parsed)
+    return parsed
 
 
 def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
-    _check_limits(job.spec)
-    run = nncore.TrainingRun.from_spec(job.spec, data_dir=os.environ.get(DATA_DIR_ENV) or None,
+    run = nncore.TrainingRun.from_spec(_parse(job.spec), data_dir=settings().data_dir,
                                        backend=_backend(job.device))
     checkpoint = store.latest_checkpoint(session, job.id)
     if checkpoint is not None:
@@ -97,12 +73,10 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
                     lambda: nncore.state_to_bytes(run.checkpoint()), prune=prune) as tracker:
         run.fit(on_iteration=tracker.on_iteration, on_epoch=tracker.on_epoch,
                 should_stop=tracker.should_stop)
-    metrics = _final_metrics(session, job.id)
+    # The last epoch's row: the model's headline numbers, whichever attempt wrote it.
+    metrics = store.last_epoch_metrics(session, job.id)
     metrics["epochs"] = run.epoch
     store.finish_job(session, job.id, owner, run.network, metrics, run.dataset.fingerprint)
-
-
-TERMINAL_OUTCOMES = ("succeeded", "failed", "cancelled", "pruned")
 
 
 def run_job(job_id: int) -> str:
@@ -113,7 +87,7 @@ def run_job(job_id: int) -> str:
     """
     sessions = session_factory()
     outcome, sweep_id = _run_claimed(sessions, job_id)
-    if sweep_id is not None and outcome in TERMINAL_OUTCOMES:
+    if sweep_id is not None and outcome in JobStatus.FINISHED:
         _advance(sessions, sweep_id)
     return outcome
 
@@ -122,7 +96,7 @@ def _advance(sessions, sweep_id: int) -> None:
     """Advance the sweep; on a DB error the reconciler's next round does it instead."""
     with sessions() as session:
         try:
-            advance_sweep(session, sweep_id, broker_url=broker_url())
+            advance_sweep(session, sweep_id)
         except SQLAlchemyError:
             log.warning("sweep %s: advancing after a trial failed; the reconciler retries",
                         sweep_id, exc_info=True)
@@ -132,12 +106,12 @@ def _run_claimed(sessions, job_id: int) -> tuple[str, int | None]:
     """Claim and train; returns the outcome and the job's sweep id (None outside a sweep)."""
     outcome = _claim_and_train(sessions, job_id)
     with sessions() as session:
-        sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == job_id))
-    return outcome, sweep_id
+        job = store.get_job(session, job_id)
+    return outcome, (job.sweep_id if job is not None else None)
 
 
 def _claim_and_train(sessions, job_id: int) -> str:
-    owner, lease = worker_owner(), lease_seconds()
+    owner, lease = worker_owner(), settings().lease_seconds
     with sessions() as session:
         job = store.claim_job(session, job_id, owner, lease)
         if job is None:
@@ -149,39 +123,38 @@ def _claim_and_train(sessions, job_id: int) -> str:
             _train(session, sessions, job, owner, lease)
         except nncore.Cancelled:
             store.mark_cancelled(session, job_id, owner)
-            return "cancelled"
+            return JobStatus.CANCELLED
         except Pruned as exc:
             log.info("job %s: %s", job_id, exc)
             store.mark_pruned(session, job_id, owner, str(exc))
-            return "pruned"
+            return JobStatus.PRUNED
         except store.LeaseLost:
             log.warning("job %s: lease lost; another worker continues it", job_id)
             return "lost"
         except nncore.DivergenceError as exc:
             store.fail_job(session, job_id, f"diverged (NaN/inf loss): {exc}", owner)
-            return "failed"
+            return JobStatus.FAILED
         except nncore.DataError as exc:
             store.fail_job(session, job_id, f"data error: {exc}", owner)
-            return "failed"
+            return JobStatus.FAILED
         except nncore.SpecError as exc:
             store.fail_job(session, job_id, f"invalid spec: {exc}", owner)
-            return "failed"
+            return JobStatus.FAILED
         except JobRejected as exc:
             store.fail_job(session, job_id, str(exc), owner)
-            return "failed"
+            return JobStatus.FAILED
         except Exception as exc:
             log.exception("job %s: unexpected error", job_id)
-            session.rollback()
             return _retry_or_fail(session, job, owner, f"{type(exc).__name__}: {exc}")
     log.info("job %s: succeeded", job_id)
-    return "succeeded"
+    return JobStatus.SUCCEEDED
 
 
 def _retry_or_fail(session, job: Job, owner: str, error: str) -> str:
     if job.attempts >= job.max_attempts:
         store.fail_job(session, job.id, f"unexpected error on attempt {job.attempts} of "
                                         f"{job.max_attempts}: {error}", owner)
-        return "failed"
+        return JobStatus.FAILED
     if store.release_job(session, job.id, owner, error):
         enqueue(job.id, job.device, countdown=RETRY_BASE_DELAY_S * 2 ** (job.attempts - 1))
     return "retry"

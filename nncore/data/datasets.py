@@ -15,10 +15,11 @@ import os
 import numpy as np
 
 from nncore.data.idx import read_idx
+from nncore.data.spec import DATASETS, DataSpec
 from nncore.data.synthetic import NUM_CLASSES, make_synthetic
-from nncore.errors import DataError
+from nncore.errors import DataError, SpecError
+from nncore.schema import validate
 
-DATASETS = ("mnist", "fashion-mnist", "synthetic")
 IMAGE_SHAPE = (1, 28, 28)
 PIXEL_SCALE = np.float32(1.0 / 255.0)
 SYNTHETIC_TEST_FRACTION = 0.2
@@ -127,8 +128,6 @@ def _load_idx_set(name: str, data_dir):
 
 
 def _load_synthetic(samples: int, seed: int):
-    if samples < 10:
-        raise DataError(f"synthetic: samples must be at least 10, got {samples}")
     x, t = make_synthetic(samples, seed)              # (N, 28, 28) float32
     n_test = int(round(samples * SYNTHETIC_TEST_FRACTION))
     return x[n_test:], t[n_test:], x[:n_test], t[:n_test]
@@ -143,22 +142,28 @@ def _fingerprint(arrays) -> str:
     return h.hexdigest()
 
 
-def load_dataset(name: str, data_dir=None, *, flatten: bool = True, val_fraction: float = 0.1,
-                 train_limit: int | None = None, seed: int = 0, samples: int = 2000) -> Dataset:
+def load_dataset(name: str, data_dir=None, *, flatten: bool = True, **options) -> Dataset:
     """Load ``name`` (one of DATASETS); inputs (N, 784) when ``flatten`` else (N, 1, 28, 28).
 
+    ``options`` are the data section's fields (``DataSpec``, which holds their defaults):
     ``val_fraction`` of the training set (seeded permutation) becomes the validation set;
     ``train_limit`` then caps the remaining training samples. ``samples`` only applies to
     ``synthetic``, whose data also depends on ``seed``. Raises DataError on bad input.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if train_limit is not None and train_limit < 1:
-        raise DataError(f"train_limit must be at least 1, got {train_limit}")
+    try:
+        spec = validate(DataSpec, {"dataset": name, **options})
+    except SpecError as exc:
+        raise DataError(str(exc)) from None
+    return _load(spec, data_dir, flatten)
+
+
+def _load(spec: DataSpec, data_dir, flatten: bool) -> Dataset:
+    name, val_fraction, train_limit, seed = (spec.dataset, spec.val_fraction, spec.train_limit,
+                                             spec.seed)
     if name == "synthetic":
-        x_train, t_train, x_test, t_test = _load_synthetic(samples, seed)
+        x_train, t_train, x_test, t_test = _load_synthetic(spec.samples, seed)
     else:
         x_train, t_train, x_test, t_test = _load_idx_set(name, data_dir)
 

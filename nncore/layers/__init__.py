@@ -1,6 +1,7 @@
-"""nncore's layers: each with forward(x, *, train), backward(dout), params, grads, buffers."""
-from .activations import ReLU, Sigmoid, Tanh
-from .base import Layer
+"""nncore's layers: each with forward(x, *, train), backward(dout), params, grads, buffers,
+and a ``LayerSpec`` that registers its type in ``LAYERS``."""
+from .activations import ACTIVATIONS, ReLU, Sigmoid, Tanh
+from .base import LAYERS, BuildContext, Layer, LayerSpec
 from .batchnorm import BatchNorm
 from .conv import Conv2D, MaxPool2D, col2im, im2col
 from .dense import Affine, Flatten
@@ -8,6 +9,7 @@ from .dropout import Dropout
 from .loss import SoftmaxCrossEntropy, softmax
 
 __all__ = [
-    "Affine", "BatchNorm", "Conv2D", "Dropout", "Flatten", "Layer", "MaxPool2D", "ReLU",
-    "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "col2im", "im2col", "softmax",
+    "ACTIVATIONS", "Affine", "BatchNorm", "BuildContext", "Conv2D", "Dropout", "Flatten", "LAYERS",
+    "Layer", "LayerSpec", "MaxPool2D", "ReLU", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "col2im",
+    "im2col", "softmax",
 ]

@@ -1,5 +1,7 @@
 """Element-wise activations."""
-from .base import Layer
+from typing import Literal
+
+from .base import Layer, LayerSpec
 
 
 class ReLU(Layer):
@@ -37,3 +39,27 @@ class Tanh(Layer):
 
     def backward(self, dout):
         return dout * (1 - self._y * self._y)
+
+
+class ReLUSpec(LayerSpec):
+    type: Literal["relu"]
+
+    def build(self, shape, ctx):
+        return ReLU()
+
+
+class SigmoidSpec(LayerSpec):
+    type: Literal["sigmoid"]
+
+    def build(self, shape, ctx):
+        return Sigmoid(ctx.xp)
+
+
+class TanhSpec(LayerSpec):
+    type: Literal["tanh"]
+
+    def build(self, shape, ctx):
+        return Tanh(ctx.xp)
+
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh")

@@ -4,7 +4,12 @@ Running statistics follow PyTorch, not the book: ``running = (1 - momentum) * ru
 momentum * batch`` with momentum 0.1, ``running_var`` starts at 1 and is updated with the
 unbiased batch variance; normalisation in training uses the biased one.
 """
-from .base import Layer
+from typing import Literal
+
+from pydantic import Field
+
+from ..schema import Positive
+from .base import Layer, LayerSpec
 
 
 class BatchNorm(Layer):
@@ -54,3 +59,25 @@ class BatchNorm(Layer):
         self.grads["beta"] = dbeta.reshape(self.params["beta"].shape)
         # d/dx of (x - mean) / std with both mean and std depending on the batch
         return (gamma * inv_std / count) * (count * dout - dbeta - xhat * dgamma)
+
+
+class BatchNormSpec(LayerSpec):
+    """Per feature after an affine, per channel after a conv."""
+
+    type: Literal["batchnorm"]
+    momentum: float = Field(0.1, gt=0.0, le=1.0,
+                            description="weight of the newest batch statistics")
+    eps: Positive = 1e-5
+
+    def output_shape(self, shape):
+        if len(shape) not in (1, 3):
+            raise ValueError(f"needs (D,) or (C, H, W) input, got {shape}")
+        return shape
+
+    def param_count(self, shape):
+        return 2 * shape[0]
+
+    def build(self, shape, ctx):
+        d = shape[0]
+        return BatchNorm(ctx.full(d, 1), ctx.full(d, 0), ctx.full(d, 0), ctx.full(d, 1),
+                         momentum=self.momentum, eps=self.eps)

@@ -4,8 +4,14 @@ im2col lays patches out as columns, (C*kh*kw, N*OH*OW): every copy then moves wh
 the image (contiguous OW runs) instead of scattering kh*kw-element fragments, which is what
 made the book's (N*OH*OW, C*kh*kw) layout several times slower on CPU.
 """
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
 from ..geometry import conv_output_size
-from .base import Layer
+from ..init import weight_scale
+from ..schema import Init, KernelSize, Padding, Positive, Width
+from .base import Layer, LayerSpec
 
 
 def _channels_first(x, pad, xp):
@@ -113,3 +119,62 @@ class MaxPool2D(Layer):
             else:
                 dst += dout * hit
         return dx if pad == 0 else xp.ascontiguousarray(dx[:, :, pad:pad + h, pad:pad + w])
+
+
+def _window_output(shape: tuple, size: int, stride: int, pad: int) -> tuple[int, int, int]:
+    """(C, OH, OW) of a size x size window sliding over a (C, H, W) input."""
+    if len(shape) != 3:
+        raise ValueError(f"needs (C, H, W) input, got {shape}")
+    c, h, w = shape
+    return c, conv_output_size(h, size, stride, pad), conv_output_size(w, size, stride, pad)
+
+
+class ConvSpec(LayerSpec):
+    """``filters`` size x size filters; W (filters, C, size, size), b (filters,)."""
+
+    spatial: ClassVar[bool] = True
+
+    type: Literal["conv"]
+    filters: Width
+    size: KernelSize
+    stride: KernelSize = 1
+    pad: Padding = 0
+    init: Init = "he"
+    init_std: Positive = 0.01
+
+    def output_shape(self, shape):
+        _, oh, ow = _window_output(shape, self.size, self.stride, self.pad)
+        return (self.filters, oh, ow)
+
+    def param_count(self, shape):
+        return self.filters * (shape[0] * self.size * self.size + 1)
+
+    def build(self, shape, ctx):
+        fan_in = shape[0] * self.size * self.size
+        W = ctx.weights((self.filters, shape[0], self.size, self.size),
+                        weight_scale(self.init, fan_in, self.init_std))
+        return Conv2D(W, ctx.full(self.filters, 0), stride=self.stride, pad=self.pad, xp=ctx.xp)
+
+
+class MaxPoolSpec(LayerSpec):
+    """A size x size max window; ``stride`` defaults to ``size`` (windows side by side)."""
+
+    spatial: ClassVar[bool] = True
+
+    type: Literal["maxpool"]
+    size: KernelSize = 2
+    stride: KernelSize | None = Field(None, description="defaults to size")
+    pad: Padding = 0
+
+    @property
+    def step(self) -> int:
+        return self.size if self.stride is None else self.stride
+
+    def output_shape(self, shape):
+        return _window_output(shape, self.size, self.step, self.pad)
+
+    def build(self, shape, ctx):
+        return MaxPool2D(self.size, self.step, self.pad, ctx.xp)
+
+    def normalised(self):
+        return {**super().normalised(), "stride": self.step}

@@ -1,5 +1,10 @@
 """Fully connected layer and flatten."""
-from .base import Layer
+import math
+from typing import Literal
+
+from ..init import weight_scale
+from ..schema import Init, Positive, Width
+from .base import Layer, LayerSpec
 
 
 class Affine(Layer):
@@ -24,6 +29,26 @@ class Affine(Layer):
         return (dout @ W.T).reshape(self._in_shape)
 
 
+class AffineSpec(LayerSpec):
+    """``units`` outputs from any input (flattened); W (fan_in, units), b (units,)."""
+
+    type: Literal["affine"]
+    units: Width
+    init: Init = "he"
+    init_std: Positive = 0.01
+
+    def output_shape(self, shape):
+        return (self.units,)
+
+    def param_count(self, shape):
+        return (math.prod(shape) + 1) * self.units
+
+    def build(self, shape, ctx):
+        fan_in = math.prod(shape)
+        W = ctx.weights((fan_in, self.units), weight_scale(self.init, fan_in, self.init_std))
+        return Affine(W, ctx.full(self.units, 0))
+
+
 class Flatten(Layer):
     """(N, ...) -> (N, features)."""
 
@@ -33,3 +58,13 @@ class Flatten(Layer):
 
     def backward(self, dout):
         return dout.reshape(self._in_shape)
+
+
+class FlattenSpec(LayerSpec):
+    type: Literal["flatten"]
+
+    def output_shape(self, shape):
+        return (math.prod(shape),)
+
+    def build(self, shape, ctx):
+        return Flatten()

@@ -1,7 +1,10 @@
 """Inverted dropout: scaled at train time so evaluation is the identity."""
+from typing import Literal
+
 import numpy as np
 
-from .base import Layer
+from ..schema import Rate
+from .base import Layer, LayerSpec
 
 
 class Dropout(Layer):
@@ -23,3 +26,13 @@ class Dropout(Layer):
 
     def backward(self, dout):
         return dout if self._mask is None else dout * self._mask
+
+
+class DropoutSpec(LayerSpec):
+    """``rate``: the fraction of units dropped in training."""
+
+    type: Literal["dropout"]
+    rate: Rate = 0.5
+
+    def build(self, shape, ctx):
+        return Dropout(self.rate, ctx.dropout_rng, ctx.xp, ctx.dtype)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask_openapi3 import APIBlueprint, Tag
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.schemas import HealthOut, dump
+from service.db.engine import ping
 from service.errors import error_responses
 from service.queue import client
 
@@ -25,7 +25,7 @@ WORKER_PING_TIMEOUT_S = 1.0
 
 def _db_ok() -> bool:
     try:
-        db().execute(text("SELECT 1"))
+        ping(db())
         return True
     except SQLAlchemyError as exc:
         log.warning("health: database unreachable: %s", exc)

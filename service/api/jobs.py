@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
-from sqlalchemy import func, select
 
+from nnq.status import JobStatus
 from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.schemas import (
@@ -17,12 +17,12 @@ from service.api.schemas import (
     SubmitHeaders,
     dump,
 )
-from service.db import EpochMetric, Job
-from service.db.jobs import create_job, get_job, request_cancel
+from service.db import Job
+from service.db import jobs as store
 from service.errors import Conflict, ErrorResponse, NotFound, error_responses
 from service.plots import curves_png
-from service.queue import enqueue_job
-from service.spec import JobSpec, check_spec, spec_document
+from service.queue import enqueue
+from service.spec import JobSpec, check_limits
 
 bp = APIBlueprint("jobs", __name__, url_prefix=f"{API_PREFIX}/jobs",
                   abp_tags=[Tag(name="jobs", description="training runs")],
@@ -33,7 +33,7 @@ PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"
 
 
 def job_dict(job: Job) -> dict:
-    """The job resource of DESIGN.md, progress grouped as the API shows it."""
+    """The job resource (docs/design.md), progress grouped as the API shows it."""
     fields = ("id", "name", "status", "device", "attempts", "max_attempts", "error", "model_id",
               "sweep_id", "cancel_requested", "spec", "created_at", "started_at", "finished_at",
               "updated_at")
@@ -44,47 +44,35 @@ def job_dict(job: Job) -> dict:
 
 
 def _job_or_404(job_id: int) -> Job:
-    job = get_job(db(), job_id)
+    job = store.get_job(db(), job_id)
     if job is None:
         raise NotFound(f"job_id: no job {job_id}")
     return job
-
-
-def _metric_rows(job_id: int) -> list[EpochMetric]:
-    return list(db().scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)
-                             .order_by(EpochMetric.epoch)))
 
 
 @bp.post("", responses={200: JobOut, 202: JobOut, 409: ErrorResponse}, security=MUTATING)
 def submit_job(body: JobSpec, header: SubmitHeaders):
     """Submit a training spec; 202 with the queued job (200 with the earlier job on a repeated
     Idempotency-Key)."""
-    check_spec(body)
-    document = spec_document(body)
+    check_limits(body)
+    document = body.document()
     model = document["model"]
     name = body.name or f"{document['data']['dataset']}-{model.get('preset', 'layers')}"
-    job, created = create_job(db(), document, device=body.device,
+    job, created = store.create_job(db(), document, device=body.device,
                               idempotency_key=header.idempotency_key, name=name)
     if not created:
         if job.spec != document:
             raise Conflict("Idempotency-Key: already used for a different spec",
                            details={"job_id": job.id})
         return job_dict(job), 200
-    enqueue_job(setting("NNQ_BROKER_URL"), job.id, job.device)
+    enqueue(job.id, job.device, broker_url=setting("NNQ_BROKER_URL"))
     return job_dict(job), 202
 
 
 @bp.get("", responses={200: JobList})
 def list_jobs(query: JobQuery):
     """Jobs, newest first, filtered by status and name."""
-    where = []
-    if query.status:
-        where.append(Job.status == query.status)
-    if query.name:
-        where.append(Job.name == query.name)
-    total = db().scalar(select(func.count()).select_from(Job).where(*where))
-    jobs = db().scalars(select(Job).where(*where).order_by(Job.id.desc())
-                        .limit(query.limit).offset(query.offset))
+    jobs, total = store.list_jobs(db(), query.status, query.name, query.limit, query.offset)
     return {"items": [job_dict(j) for j in jobs], "total": total, "limit": query.limit,
             "offset": query.offset}
 
@@ -99,14 +87,16 @@ def read_job(path: JobPath):
 def job_metrics(path: JobPath):
     """One row per finished epoch: train loss/accuracy, val and test accuracy, seconds."""
     _job_or_404(path.job_id)
-    return dump(MetricsOut, {"job_id": path.job_id, "items": _metric_rows(path.job_id)})
+    return dump(MetricsOut, {"job_id": path.job_id,
+                             "items": store.epoch_metrics(db(), path.job_id)})
 
 
 @bp.get("/<int:job_id>/curves.png", responses={200: PNG})
 def job_curves(path: JobPath):
     """The lecture's figure: train/val/test accuracy per epoch."""
     job = _job_or_404(path.job_id)
-    rows = dump(MetricsOut, {"job_id": job.id, "items": _metric_rows(job.id)})["items"]
+    rows = dump(MetricsOut, {"job_id": job.id,
+                             "items": store.epoch_metrics(db(), job.id)})["items"]
     png = curves_png(rows, title=f"job {job.id}: {job.name}")
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
@@ -119,7 +109,7 @@ def cancel_job(path: JobPath):
     job = _job_or_404(path.job_id)
     if job.is_terminal:
         raise Conflict(f"job {job.id} is already {job.status}")
-    job = request_cancel(db(), job.id)
-    if job.is_terminal and job.status != "cancelled":
+    job = store.request_cancel(db(), job.id)
+    if job.is_terminal and job.status != JobStatus.CANCELLED:
         raise Conflict(f"job {job.id} is already {job.status}")
     return job_dict(job), (200 if job.is_terminal else 202)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, RawModel, Tag
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import ValidationError
-from sqlalchemy import func, select
 
 import nncore
+from nncore import SpecError
+from nncore.schema import problems_from
 from service import inference
 from service.api import API_PREFIX
 from service.api.deps import db
@@ -24,13 +23,12 @@ from service.api.schemas import (
     ModelQuery,
     PredictIn,
     PredictOut,
-    TensorOut,
     dump,
 )
-from service.db import Alias, Model, ModelTensor, utcnow
+from service.db import Model
+from service.db import model_store as store
 from service.db.tensors import state_from_rows
 from service.errors import NotFound, Unprocessable, error_responses, invalid_response
-from service.spec import SpecInvalid, problems_from
 
 bp = APIBlueprint("models", __name__, url_prefix=f"{API_PREFIX}/models",
                   abp_tags=[Tag(name="models", description="trained networks and inference")],
@@ -43,15 +41,6 @@ NPZ = {"content": {"application/octet-stream": {"schema": {"type": "string", "fo
 
 class PredictBody(RawModel):
     mimetypes = ["application/json", *NPY_TYPES, "multipart/form-data"]
-
-
-def _aliases_of(model_ids: list[int]) -> dict[int, list[str]]:
-    names = defaultdict(list)
-    rows = db().execute(select(Alias.model_id, Alias.name).where(Alias.model_id.in_(model_ids))
-                        .order_by(Alias.name))
-    for model_id, name in rows:
-        names[model_id].append(name)
-    return names
 
 
 def _summary(model: Model, aliases: list[str]) -> dict:
@@ -68,7 +57,7 @@ def _model_id(ref: str) -> int:
 
 
 def _model(ref: str) -> Model:
-    model = db().get(Model, _model_id(ref))
+    model = store.get_model(db(), _model_id(ref))
     if model is None:
         raise NotFound(f"ref: no model {ref!r}")
     return model
@@ -77,10 +66,8 @@ def _model(ref: str) -> Model:
 @bp.get("", responses={200: ModelList})
 def list_models(query: ModelQuery):
     """Stored models, newest first, with their final metrics and aliases."""
-    total = db().scalar(select(func.count()).select_from(Model))
-    models = list(db().scalars(select(Model).order_by(Model.id.desc())
-                               .limit(query.limit).offset(query.offset)))
-    aliases = _aliases_of([m.id for m in models])
+    models, total = store.list_models(db(), query.limit, query.offset)
+    aliases = store.aliases_of(db(), [m.id for m in models])
     items = [_summary(m, aliases[m.id]) for m in models]
     return dump(ModelList, {"items": items, "total": total, "limit": query.limit,
                             "offset": query.offset})
@@ -91,10 +78,9 @@ def read_model(path: ModelPath):
     """A model: expanded layers (``nncore.build({"layers": layers}, ...)`` rebuilds it),
     metrics, and one entry per stored tensor, BatchNorm running statistics included."""
     model = _model(path.ref)
-    columns = [getattr(ModelTensor, f) for f in TensorOut.model_fields]
-    tensors = [dict(row._mapping) for row in db().execute(
-        select(*columns).where(ModelTensor.model_id == model.id).order_by(ModelTensor.id))]
-    out = {**_summary(model, _aliases_of([model.id])[model.id]), "layers": model.layers,
+    tensors = store.tensors(db(), model.id, with_data=False)
+    aliases = store.aliases_of(db(), [model.id])[model.id]
+    out = {**_summary(model, aliases), "layers": model.layers,
            "data_fingerprint": model.data_fingerprint, "tensors": tensors}
     return dump(ModelOut, out)
 
@@ -103,8 +89,7 @@ def read_model(path: ModelPath):
 def model_state(path: ModelPath):
     """The stored tensors as an .npz archive, loadable with ``allow_pickle=False``."""
     model = _model(path.ref)
-    rows = db().scalars(select(ModelTensor).where(ModelTensor.model_id == model.id))
-    data = nncore.state_to_bytes(state_from_rows(rows))
+    data = nncore.state_to_bytes(state_from_rows(store.tensors(db(), model.id)))
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f"attachment; filename=model-{model.id}.npz"})
 
@@ -112,15 +97,10 @@ def model_state(path: ModelPath):
 @bp.put("/aliases/<name>", responses={200: AliasOut}, security=MUTATING)
 def set_alias(path: AliasPath, body: AliasIn):
     """Point an alias (e.g. ``production``) at a model; predict and read accept the alias."""
-    if db().get(Model, body.model_id) is None:
-        raise NotFound(f"model_id: no model {body.model_id}")
-    alias = db().get(Alias, path.name)
-    if alias is None:
-        alias = Alias(name=path.name, model_id=body.model_id)
-        db().add(alias)
-    else:
-        alias.model_id, alias.updated_at = body.model_id, utcnow()
-    db().commit()
+    try:
+        alias = store.set_alias(db(), path.name, body.model_id)
+    except store.NoSuchModel as exc:
+        raise NotFound(f"model_id: {exc}") from None
     return dump(AliasOut, alias)
 
 
@@ -140,7 +120,7 @@ def _request_inputs() -> tuple:
     try:
         body = PredictIn.model_validate(payload)
     except ValidationError as exc:
-        raise SpecInvalid(problems_from(exc, payload)) from None
+        raise SpecError(problems_from(exc, payload)) from None
     return inference.from_json(body.inputs), "inputs"
 
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from service.db import JOB_STATUSES
+from nnq.status import JobStatus
+from service.db import MAX_ID
 
 MAX_PAGE = 500
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns; larger ones cannot exist
 MAX_OFFSET = 10**9
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
 MODEL_REF_DOC = "a model id, or an alias name"
@@ -52,7 +52,7 @@ class SubmitHeaders(BaseModel):
 class JobQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[JOB_STATUSES] | None = None
+    status: Literal[tuple(JobStatus)] | None = None
     name: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)

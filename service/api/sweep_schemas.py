@@ -7,8 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.schemas import ALIAS_PATTERN, MAX_ID, MAX_OFFSET, MAX_PAGE, Out, UtcTime
-from service.db import SWEEP_STATUSES
+from nnq.status import TRIAL_STATUSES, SweepStatus
+from service.api.schemas import (
+    ALIAS_PATTERN,
+    MAX_ID,
+    MAX_OFFSET,
+    MAX_PAGE,
+    Out,
+    UtcTime,
+)
 
 
 class SweepPath(BaseModel):
@@ -18,7 +25,7 @@ class SweepPath(BaseModel):
 class SweepQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[SWEEP_STATUSES] | None = None
+    status: Literal[tuple(SweepStatus)] | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
@@ -46,7 +53,7 @@ class TrialOut(Out):
     index: int
     job_id: int | None
     params: dict[str, Any]
-    status: Literal["pending", "queued", "running", "succeeded", "failed", "cancelled", "pruned"]
+    status: Literal[TRIAL_STATUSES]
     val_acc: float | None
     train_acc: float | None
     test_acc: float | None = Field(description="shown for the record; never used to rank")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
+from nnq.status import SweepStatus
 from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.schemas import SubmitHeaders, dump
@@ -107,7 +108,7 @@ def cancel_sweep(path: SweepPath):
     if sweep.is_terminal:
         raise Conflict(f"sweep {sweep.id} is already {sweep.status}")
     sweep = store.request_cancel_sweep(db(), sweep.id)
-    if sweep.status != "cancelled":
+    if sweep.status != SweepStatus.CANCELLED:
         raise Conflict(f"sweep {sweep.id} is already {sweep.status}")
     return sweep_dict(sweep)
 

@@ -1,5 +1,5 @@
-"""nnq's store: SQLAlchemy models, engines and the job lifecycle. No Flask here,
-so a worker host needs only this package and nncore."""
+"""nnq's store: SQLAlchemy models, engines, the transaction scope and the store functions.
+No Flask here, so a worker host needs only this package and nncore."""
 
 from service.db.engine import (
     database_url,
@@ -9,10 +9,8 @@ from service.db.engine import (
     session_factory,
 )
 from service.db.models import (
-    JOB_STATUSES,
-    SWEEP_STATUSES,
-    SWEEP_TERMINAL_STATUSES,
-    TERMINAL_STATUSES,
+    MAX_ID,
+    METRIC_FIELDS,
     Alias,
     Base,
     Checkpoint,
@@ -24,9 +22,10 @@ from service.db.models import (
     SweepTrial,
     utcnow,
 )
+from service.db.scope import transaction, transactional
 
 __all__ = [
-    "JOB_STATUSES", "SWEEP_STATUSES", "SWEEP_TERMINAL_STATUSES", "TERMINAL_STATUSES", "Alias",
-    "Base", "Checkpoint", "EpochMetric", "Job", "Model", "ModelTensor", "Sweep", "SweepTrial",
-    "database_url", "engine_for", "make_engine", "normalize_url", "session_factory", "utcnow",
+    "MAX_ID", "METRIC_FIELDS", "Alias", "Base", "Checkpoint", "EpochMetric", "Job", "Model",
+    "ModelTensor", "Sweep", "SweepTrial", "database_url", "engine_for", "make_engine",
+    "normalize_url", "session_factory", "transaction", "transactional", "utcnow",
 ]

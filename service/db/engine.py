@@ -1,4 +1,4 @@
-"""Engines and sessions for the URL in ``NNQ_DATABASE_URL``.
+"""Engines and sessions for the configured database URL (``settings().database_url``).
 
 SQLite is written by the API and the workers at once, so every connection gets
 WAL mode, a 30 s busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
@@ -10,27 +10,19 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-DATABASE_URL_ENV = "NNQ_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///var/nnq.db"
+from service.db.scope import transactional
+from service.settings import normalize_url, settings
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 def database_url() -> str:
     """The configured database URL, normalised for the drivers nnq installs."""
-    return normalize_url(os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL)
-
-
-def normalize_url(url: str) -> str:
-    """Map a plain ``postgresql://`` URL to psycopg 3 (SQLAlchemy's default is psycopg2)."""
-    for prefix in _POSTGRES_PREFIXES:
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
+    return settings().database_url
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -78,6 +70,12 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
         if url not in _factories:
             _factories[url] = sessionmaker(bind=engine, expire_on_commit=False)
         return _factories[url]
+
+
+@transactional
+def ping(session: Session) -> None:
+    """A round trip to the database; raises SQLAlchemyError when it does not answer."""
+    session.execute(text("SELECT 1"))
 
 
 def _forget_inherited_connections() -> None:

@@ -8,6 +8,7 @@ SQLite and PostgreSQL, so lease comparisons are plain and portable.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -27,11 +28,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
+from nncore.training import METRIC_KEYS
+from nnq.status import JobStatus, SweepStatus
+
 TENSOR_ROLES = ("param", "buffer")
-SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-SWEEP_TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns; larger ones cannot exist
+# The columns of epoch_metrics besides job and epoch: what nncore reports per epoch.
+METRIC_FIELDS = tuple(key for key in METRIC_KEYS if key != "epoch")  # epoch_metrics columns
 
 # Deterministic constraint names, so batch migrations on SQLite can find them.
 NAMING_CONVENTION = {
@@ -48,8 +51,8 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -65,16 +68,16 @@ class Base(DeclarativeBase):
 class Job(Base):
     """One training run; the row is the truth, a queue message only carries its id.
 
-    ``model_id`` is a plain copy of ``models.job_id``'s inverse (no FK, to avoid a
-    cycle); ``sweep_id`` waits for the sweeps table of a later issue.
+    ``model_id`` is a plain copy of ``models.job_id``'s inverse and ``sweep_id`` a plain
+    integer like ``sweeps.best_job_id`` (no FKs, to avoid cycles between the tables).
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (CheckConstraint(_in("status", JOB_STATUSES), name="status"),)
+    __table_args__ = (CheckConstraint(_in("status", JobStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
     spec: Mapped[dict[str, Any]]
     device: Mapped[str] = mapped_column(String(16), default="cpu")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -100,7 +103,7 @@ class Job(Base):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in JobStatus.FINISHED
 
 
 class EpochMetric(Base):
@@ -196,11 +199,11 @@ class Sweep(Base):
     """
 
     __tablename__ = "sweeps"
-    __table_args__ = (CheckConstraint(_in("status", SWEEP_STATUSES), name="status"),)
+    __table_args__ = (CheckConstraint(_in("status", SweepStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.QUEUED, index=True)
     request: Mapped[dict[str, Any]]
     metric: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -216,7 +219,7 @@ class Sweep(Base):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in SWEEP_TERMINAL_STATUSES
+        return self.status in SweepStatus.FINISHED
 
 
 class SweepTrial(Base):

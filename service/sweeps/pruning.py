@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.models import EpochMetric, Job, Sweep
+from service.db.scope import transactional
 from service.sweeps.validate import METRICS, PRUNER_DEFAULTS
 
 DEFAULT_METRIC = "val_acc"
@@ -103,25 +104,16 @@ def _final_epoch(spec: Mapping[str, Any] | None) -> int | None:
     return int(epochs) if isinstance(epochs, int) else None
 
 
+@transactional
 def should_prune(session: Session, job: Job) -> str | None:
     """Whether the sweep trial ``job`` should stop after its latest recorded epoch.
 
     Returns the human-readable reason (stored as the job's error) or None. Jobs outside a
-    sweep, sweeps without a pruner and a trial's final epoch are never pruned. Ends the
-    read transaction before returning, like the store functions.
+    sweep, sweeps without a pruner and a trial's final epoch are never pruned. One read
+    transaction, like the store functions.
     """
     if job.sweep_id is None:
         return None
-    try:
-        reason = _decide_from_rows(session, job)
-    except Exception:
-        session.rollback()
-        raise
-    session.commit()
-    return reason
-
-
-def _decide_from_rows(session: Session, job: Job) -> str | None:
     sweep = session.get(Sweep, job.sweep_id, populate_existing=True)
     if sweep is None:
         return None

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-TRIAL_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "pruned")
+from nnq.status import TRIAL_STATUSES, JobStatus
 
 
 @dataclass
@@ -56,7 +56,8 @@ def rank(trials: list[TrialResult], metric: str) -> list[TrialResult]:
 
 def best(trials: list[TrialResult], metric: str) -> TrialResult | None:
     """The highest-scoring succeeded trial, or None while no trial has succeeded."""
-    done = [t for t in trials if t.status == "succeeded" and t.last(metric) is not None]
+    done = [t for t in trials
+            if t.status == JobStatus.SUCCEEDED and t.last(metric) is not None]
     ranked = rank(done, metric)
     return ranked[0] if ranked else None
 

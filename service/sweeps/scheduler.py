@@ -20,28 +20,24 @@ safe when several processes run it at once:
 from __future__ import annotations
 
 import logging
-import os
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from service.config import DEFAULT_BROKER_URL
-from service.db.jobs import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV
-from service.db.models import TERMINAL_STATUSES, Job, Sweep, SweepTrial, utcnow
-from service.queue import enqueue_job
+from nnq.status import JobStatus, SweepStatus
+from service.db.jobs import DEFAULT_DEVICE, create_job
+from service.db.models import Job, Sweep, SweepTrial, utcnow
+from service.db.scope import in_scope, transaction, transactional
+from service.queue import enqueue
 from service.sweeps.ranking import TrialResult, best
 from service.sweeps.store import trial_results
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("queued", "running")
-LIVE_JOB_STATUSES = ("queued", "running")
-BROKER_URL_ENV = "NNQ_BROKER_URL"
 
-
-def default_broker_url() -> str:
-    return os.environ.get(BROKER_URL_ENV) or DEFAULT_BROKER_URL
+class TrialTaken(Exception):
+    """Another caller gave a trial its job first; this round's transaction rolls back."""
 
 
 def advance_sweep(session: Session, sweep_id: int, *, broker_url: str | None = None) -> None:
@@ -57,12 +53,14 @@ def advance_sweep(session: Session, sweep_id: int, *, broker_url: str | None = N
       sweep; its ``error`` then says that no trial succeeded).
     - A cancelled or finished sweep is left alone.
 
-    Call it with no transaction open on ``session``; it commits (or rolls back) its own.
+    Call it outside any ``transaction`` scope: it commits (or rolls back) its own, and
+    sends messages only after that commit.
     """
-    created = _advance_locked(session, sweep_id)
-    url = broker_url or default_broker_url()
-    for job_id, device in created:
-        enqueue_job(url, job_id, device)
+    if in_scope(session):
+        raise RuntimeError("advance_sweep must commit before it enqueues; call it outside "
+                           "a transaction scope")
+    for job_id, device in _advance_locked(session, sweep_id):
+        enqueue(job_id, device, broker_url=broker_url)
 
 
 def advance_all(session: Session, *, broker_url: str | None = None) -> None:
@@ -70,89 +68,80 @@ def advance_all(session: Session, *, broker_url: str | None = None) -> None:
 
     A database error on one sweep is logged and the others still advance.
     """
-    sweep_ids = list(session.scalars(
-        select(Sweep.id).where(Sweep.status.in_(UNFINISHED)).order_by(Sweep.id)))
-    session.commit()
-    for sweep_id in sweep_ids:
+    for sweep_id in _live_sweep_ids(session):
         try:
             advance_sweep(session, sweep_id, broker_url=broker_url)
         except SQLAlchemyError:
             log.warning("sweep %s: advancing failed; the next round retries", sweep_id,
                         exc_info=True)
-            session.rollback()
+
+
+@transactional
+def _live_sweep_ids(session: Session) -> list[int]:
+    return list(session.scalars(
+        select(Sweep.id).where(Sweep.status.in_(SweepStatus.LIVE)).order_by(Sweep.id)))
 
 
 def _lock(session: Session, sweep_id: int) -> bool:
     """Touch the unfinished sweep's row: the lock every concurrent caller queues on."""
     return bool(session.execute(
-        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(UNFINISHED))
+        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(SweepStatus.LIVE))
         .values(updated_at=utcnow())).rowcount)
 
 
 def _advance_locked(session: Session, sweep_id: int) -> list[tuple[int, str]]:
     """One transaction; returns ``(job id, device)`` of the jobs it created."""
     try:
-        if not _lock(session, sweep_id):
-            session.rollback()
-            return []
-        sweep = session.get(Sweep, sweep_id, populate_existing=True)
-        trials = list(session.scalars(
-            select(SweepTrial).where(SweepTrial.sweep_id == sweep_id)
-            .order_by(SweepTrial.index).execution_options(populate_existing=True)))
-        created = _start_trials(session, sweep, trials)
-        if created is None:
-            session.rollback()
-            return []
-        results = trial_results(session, sweep)
-        _record(session, sweep, results, started=bool(created))
-        session.commit()
-    except IntegrityError:  # another caller took a trial first: it has the sweep in hand
-        session.rollback()
+        with transaction(session):
+            if not _lock(session, sweep_id):
+                return []
+            sweep = session.get(Sweep, sweep_id, populate_existing=True)
+            trials = list(session.scalars(
+                select(SweepTrial).where(SweepTrial.sweep_id == sweep_id)
+                .order_by(SweepTrial.index).execution_options(populate_existing=True)))
+            created = _start_trials(session, sweep, trials)
+            _record(session, sweep, trial_results(session, sweep), started=bool(created))
+            return created
+    except (TrialTaken, IntegrityError):  # another caller has the sweep in hand
         return []
-    return created
-
-
-def _max_attempts() -> int:
-    return int(os.environ.get(MAX_ATTEMPTS_ENV) or DEFAULT_MAX_ATTEMPTS)
 
 
 def _start_trials(session: Session, sweep: Sweep,
-                  trials: list[SweepTrial]) -> list[tuple[int, str]] | None:
-    """Jobs for pending trials up to ``parallelism`` in flight; None if a trial was taken."""
+                  trials: list[SweepTrial]) -> list[tuple[int, str]]:
+    """Jobs for pending trials up to ``parallelism`` in flight; raises TrialTaken."""
     job_ids = [t.job_id for t in trials if t.job_id is not None]
     statuses = dict(session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
                     .all()) if job_ids else {}
-    live = sum(1 for status in statuses.values() if status in LIVE_JOB_STATUSES)
+    live = sum(1 for status in statuses.values() if status in JobStatus.LIVE)
     room = max(0, int(sweep.request.get("parallelism") or 1) - live)
     created = []
     for trial in [t for t in trials if t.job_id is None][:room]:
         spec = dict(trial.spec)
-        device = str(spec.get("device") or "cpu")
-        job = Job(name=str(spec.get("name") or f"{sweep.name}-t{trial.index}"), status="queued",
-                  spec=spec, device=device, max_attempts=_max_attempts(), sweep_id=sweep.id)
-        session.add(job)
-        session.flush()
+        job, _ = create_job(session, spec, device=str(spec.get("device") or DEFAULT_DEVICE),
+                            name=str(spec.get("name") or f"{sweep.name}-t{trial.index}"),
+                            sweep_id=sweep.id)
         taken = session.execute(
             update(SweepTrial).where(SweepTrial.id == trial.id, SweepTrial.job_id.is_(None))
             .values(job_id=job.id)).rowcount
         if not taken:
-            return None
-        created.append((job.id, device))
+            raise TrialTaken(f"sweep {sweep.id}: trial {trial.index} already has a job")
+        created.append((job.id, job.device))
     return created
 
 
-def _finished_status(results: list[TrialResult]) -> tuple[str, str | None] | None:
+def _finished_status(results: list[TrialResult]) -> tuple[SweepStatus, str | None] | None:
     """``(status, error)`` once every trial's job is terminal, else None."""
-    if not results or any(r.job_id is None or r.status not in TERMINAL_STATUSES
+    if not results or any(r.job_id is None or r.status not in JobStatus.FINISHED
                           for r in results):
         return None
-    if any(r.status == "succeeded" for r in results):
-        return "succeeded", None
-    if all(r.status == "failed" for r in results):
+    if any(r.status == JobStatus.SUCCEEDED for r in results):
+        return SweepStatus.SUCCEEDED, None
+    if all(r.status == JobStatus.FAILED for r in results):
         first = min(results, key=lambda r: r.index)
-        return "failed", (f"all {len(results)} trials failed; trial {first.index}: "
-                          f"{first.error or 'no reason given'}")
-    return "succeeded", "no trial succeeded (every trial was pruned, cancelled or failed)"
+        return SweepStatus.FAILED, (f"all {len(results)} trials failed; trial {first.index}: "
+                                    f"{first.error or 'no reason given'}")
+    return (SweepStatus.SUCCEEDED,
+            "no trial succeeded (every trial was pruned, cancelled or failed)")
 
 
 def _record(session: Session, sweep: Sweep, results: list[TrialResult], *,
@@ -160,8 +149,8 @@ def _record(session: Session, sweep: Sweep, results: list[TrialResult], *,
     """Status, best job and finish time, written in the locked transaction."""
     top = best(results, sweep.metric)
     values: dict = {"best_job_id": top.job_id if top else None}
-    if started and sweep.status == "queued":
-        values["status"] = "running"
+    if started and sweep.status == SweepStatus.QUEUED:
+        values["status"] = SweepStatus.RUNNING
     finished = _finished_status(results)
     if finished is not None:
         values["status"], values["error"] = finished

@@ -21,7 +21,6 @@ import numpy as np
 CONTINUOUS = ("loguniform", "uniform")
 DISCRETE = ("choice", "grid")
 KINDS = CONTINUOUS + DISCRETE
-STRATEGIES = ("random", "grid")
 
 
 class SpaceError(ValueError):
@@ -78,11 +77,6 @@ def grid_size(space: Mapping[str, Any]) -> int:
 
 def continuous_paths(space: Mapping[str, Any]) -> list[str]:
     return [path for path, dist in space.items() if next(iter(dist)) in CONTINUOUS]
-
-
-def log_scale(dist: Mapping[str, Any]) -> bool:
-    """Whether the parameter is best read (and plotted) on a log axis."""
-    return "loguniform" in dist
 
 
 def _draw(rng: np.random.Generator, dist: Mapping[str, Any]) -> Any:

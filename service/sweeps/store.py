@@ -1,7 +1,8 @@
 """Sweeps in the store: create (the sweep and all its trials at once), read, cancel, promote.
 
-Like service.db.jobs, each function is one short transaction on the given session. The trial
-rows are the plan; their jobs are made later by the scheduler, one per trial.
+Like service.db.jobs, each function is one short transaction on the given session
+(``service.db.scope``). The trial rows are the plan; their jobs are made later by the
+scheduler, one per trial.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db.jobs import METRIC_FIELDS, request_cancel
+from nnq.status import TRIAL_PENDING, TRIAL_STATUSES, JobStatus, SweepStatus
+from service.db.idempotent import create_once
+from service.db.jobs import request_cancel
+from service.db.model_store import set_alias
 from service.db.models import (
-    SWEEP_TERMINAL_STATUSES,
+    METRIC_FIELDS,
     Alias,
     EpochMetric,
     Job,
@@ -23,18 +26,22 @@ from service.db.models import (
     SweepTrial,
     utcnow,
 )
-from service.sweeps.ranking import TRIAL_STATUSES, TrialResult, best, rank
+from service.db.paging import DEFAULT_PAGE_SIZE, newest_first
+from service.db.scope import transactional
+from service.sweeps.ranking import TrialResult, best, rank
 from service.sweeps.validate import SweepPlan, plan_sweep
-
-LIVE_JOB_STATUSES = ("queued", "running")
 
 
 class NoBestModel(LookupError):
     """Promote found no succeeded trial with a stored model (yet)."""
 
 
-def _by_key(session: Session, key: str) -> Sweep | None:
-    return session.scalar(select(Sweep).where(Sweep.idempotency_key == key))
+def _new_sweep(request: Any) -> Sweep:
+    plan = request if isinstance(request, SweepPlan) else plan_sweep(request)
+    return Sweep(name=plan.request["name"], status=SweepStatus.QUEUED, request=plan.request,
+                 metric=plan.request["metric"],
+                 trials=[SweepTrial(index=i, params=p, spec=s)
+                         for i, (p, s) in enumerate(zip(plan.params, plan.specs, strict=True))])
 
 
 def create_sweep(session: Session, request: Any, idempotency_key: str | None = None
@@ -43,45 +50,29 @@ def create_sweep(session: Session, request: Any, idempotency_key: str | None = N
     trial row in one transaction. Returns ``(sweep, created)``; a known ``idempotency_key``
     returns that sweep unchanged. Raises SweepInvalid before writing anything.
     """
-    if idempotency_key is not None and (existing := _by_key(session, idempotency_key)):
-        return existing, False
-    plan = request if isinstance(request, SweepPlan) else plan_sweep(request)
-    sweep = Sweep(name=plan.request["name"], status="queued", request=plan.request,
-                  metric=plan.request["metric"], idempotency_key=idempotency_key,
-                  trials=[SweepTrial(index=i, params=p, spec=s)
-                          for i, (p, s) in enumerate(zip(plan.params, plan.specs, strict=True))])
-    session.add(sweep)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = _by_key(session, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return existing, False
-    return sweep, True
+    return create_once(session, Sweep, idempotency_key, lambda: _new_sweep(request))
 
 
+@transactional
 def get_sweep(session: Session, sweep_id: int) -> Sweep | None:
     """The sweep as stored now (bypassing the session's identity map)."""
     return session.get(Sweep, sweep_id, populate_existing=True)
 
 
-def list_sweeps(session: Session, status: str | None = None, limit: int = 50, offset: int = 0
-                ) -> tuple[list[Sweep], int]:
+@transactional
+def list_sweeps(session: Session, status: str | None = None,
+                limit: int = DEFAULT_PAGE_SIZE, offset: int = 0) -> tuple[list[Sweep], int]:
     """A page of sweeps, newest first, and the total matching ``status``."""
-    where = [Sweep.status == status] if status else []
-    total = session.scalar(select(func.count()).select_from(Sweep).where(*where))
-    sweeps = list(session.scalars(select(Sweep).where(*where).order_by(Sweep.id.desc())
-                                  .limit(limit).offset(offset)))
-    return sweeps, int(total or 0)
+    return newest_first(session, Sweep, [Sweep.status == status] if status else [], limit,
+                        offset)
 
 
 def _no_job_status(sweep: Sweep) -> str:
     """A trial without a job never starts once its sweep is cancelled."""
-    return "cancelled" if sweep.status == "cancelled" else "pending"
+    return JobStatus.CANCELLED if sweep.status == SweepStatus.CANCELLED else TRIAL_PENDING
 
 
+@transactional
 def trial_results(session: Session, sweep: Sweep) -> list[TrialResult]:
     """Every trial with its job's status, error, model and per-epoch metrics, by index."""
     rows = session.execute(
@@ -103,6 +94,7 @@ def trial_results(session: Session, sweep: Sweep) -> list[TrialResult]:
             for r in rows]
 
 
+@transactional
 def trial_counts(session: Session, sweeps: list[Sweep]) -> dict[int, dict[str, int]]:
     """``{sweep id: counts by trial status}`` in one grouped query (for lists)."""
     out = {s.id: {**dict.fromkeys(TRIAL_STATUSES, 0), "total": 0} for s in sweeps}
@@ -117,40 +109,43 @@ def trial_counts(session: Session, sweeps: list[Sweep]) -> dict[int, dict[str, i
     return out
 
 
+@transactional
 def request_cancel_sweep(session: Session, sweep_id: int) -> Sweep | None:
     """End the sweep ``cancelled`` and cancel its live trial jobs (queued ones at once,
-    running ones flagged for their workers). Pending trials never get a job: the scheduler
-    leaves cancelled sweeps alone. A finished sweep is returned unchanged; None if unknown.
+    running ones flagged for their workers). Pending trials never get a job: the sweep row is
+    updated first, in the same transaction, and the scheduler leaves cancelled sweeps alone.
+    A finished sweep is returned unchanged; None if unknown.
     """
     now = utcnow()
     session.execute(
-        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.not_in(SWEEP_TERMINAL_STATUSES))
-        .values(status="cancelled", finished_at=now, updated_at=now))
-    session.commit()
+        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(SweepStatus.LIVE))
+        .values(status=SweepStatus.CANCELLED, finished_at=now, updated_at=now))
     sweep = get_sweep(session, sweep_id)
-    if sweep is None or sweep.status != "cancelled":
+    if sweep is None or sweep.status != SweepStatus.CANCELLED:
         return sweep
     cancel_trial_jobs(session, sweep_id)
     return get_sweep(session, sweep_id)
 
 
+@transactional
 def cancel_trial_jobs(session: Session, sweep_id: int) -> list[int]:
     """Request cancel of every queued or running job of the sweep; returns their ids."""
     job_ids = list(session.scalars(
         select(Job.id).join(SweepTrial, SweepTrial.job_id == Job.id)
-        .where(SweepTrial.sweep_id == sweep_id, Job.status.in_(LIVE_JOB_STATUSES))))
-    session.commit()
+        .where(SweepTrial.sweep_id == sweep_id, Job.status.in_(JobStatus.LIVE))))
     for job_id in job_ids:
         request_cancel(session, job_id)
     return job_ids
 
 
+@transactional
 def ranked(session: Session, sweep: Sweep) -> tuple[list[TrialResult], TrialResult | None]:
     """The trials best first by the sweep's metric, and the best succeeded one."""
     trials = trial_results(session, sweep)
     return rank(trials, sweep.metric), best(trials, sweep.metric)
 
 
+@transactional
 def promote(session: Session, sweep_id: int, alias: str) -> Alias:
     """Point ``alias`` at the best trial's model. Raises LookupError: NoBestModel when no
     succeeded trial has a model yet (KeyError for an unknown sweep)."""
@@ -160,11 +155,4 @@ def promote(session: Session, sweep_id: int, alias: str) -> Alias:
     _, top = ranked(session, sweep)
     if top is None or top.model_id is None:
         raise NoBestModel(f"sweep {sweep_id} has no succeeded trial with a model yet")
-    row = session.get(Alias, alias)
-    if row is None:
-        row = Alias(name=alias, model_id=top.model_id)
-        session.add(row)
-    else:
-        row.model_id, row.updated_at = top.model_id, utcnow()
-    session.commit()
-    return row
+    return set_alias(session, alias, top.model_id)

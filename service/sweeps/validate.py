@@ -15,7 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from service.spec import JobSpec, SpecInvalid, problems_from, spec_document, validate_spec
+from nncore import SpecError
+from nncore.errors import join_path
+from nncore.schema import problems_from
+from service.spec import JobSpec, validate_spec
 from service.sweeps import space as sp
 
 MAX_TRIALS = 200
@@ -38,7 +41,7 @@ SPACE_EXAMPLE = {"train.optimizer.lr": {"loguniform": [1e-6, 1e-2]},
                  "train.batch_size": {"grid": [50, 100]}}
 
 
-class SweepInvalid(SpecInvalid):
+class SweepInvalid(SpecError):
     """A sweep request with problems, as (dotted path, message) pairs; the API answers 422."""
 
 
@@ -113,15 +116,9 @@ def parse_request(data: Any) -> SweepRequest:
 
 def _base_document(base: dict[str, Any]) -> dict[str, Any]:
     try:
-        return spec_document(validate_spec(base))
-    except SpecInvalid as exc:
-        raise SweepInvalid([(_join("base", path), msg) for path, msg in exc.problems]) from exc
-
-
-def _join(prefix: str, path: str) -> str:
-    if not path:
-        return prefix
-    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+        return validate_spec(base).document()
+    except SpecError as exc:
+        raise SweepInvalid(exc.under("base").problems) from exc
 
 
 def _unknown_field(base: dict[str, Any], path: str, value: Any) -> bool:
@@ -161,7 +158,7 @@ def _check_space(request: SweepRequest, base: dict[str, Any]) -> None:
     try:
         sp.check_space(request.space)
     except sp.SpaceError as exc:
-        raise SweepInvalid([(_join("space", path), msg) for path, msg in exc.problems]) from exc
+        raise SweepInvalid([(join_path("space", path), msg) for path, msg in exc.problems]) from exc
     unknown = [(f"space.{path}", "unknown spec field") for path, dist in request.space.items()
                if _unknown_field(base, path, _sample(dist))]
     if unknown:
@@ -206,8 +203,8 @@ def _trial_spec(base: dict, params: dict, name: str, index: int, space_paths: li
         sp.set_path(document, path, value)
     document["name"] = name
     try:
-        return spec_document(validate_spec(document))
-    except SpecInvalid as exc:
+        return validate_spec(document).document()
+    except SpecError as exc:
         problems = []
         for path, msg in exc.problems:
             field = next((f"space.{p}" for p in space_paths

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from nnq.processes import WaitTimeout, wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 NNQ = str(Path(sys.executable).with_name("nnq"))
 START_SECONDS = 60.0
+HTTP_PROBE_SECONDS = 2.0
+POLL_SECONDS = 0.2
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -28,25 +31,28 @@ def nnq(api_url: str, *args: str, timeout: float = 180) -> subprocess.CompletedP
                           timeout=timeout, env=cli_env(), cwd=ROOT)
 
 
-def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Return once `url` answers at all; fail with the process log if it dies or never does."""
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
+def wait_while_alive(process: subprocess.Popen, log: Path, what: str, condition, *,
+                 timeout: float = START_SECONDS):
+    """Poll ``condition`` while ``process`` lives; fail with the process log if it dies or
+    the condition never holds."""
+    def holds():
         if process.poll() is not None:
             raise AssertionError(f"process exited {process.returncode}:\n{log.read_text()}")
+        return condition()
+
+    try:
+        return wait_until(what, holds, timeout=timeout, poll=POLL_SECONDS)
+    except WaitTimeout as exc:
+        raise AssertionError(f"{exc}:\n{log.read_text()}") from None
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Return once `url` answers at all; fail with the process log if it dies or never does."""
+    def answers() -> bool:
         try:
-            httpx.get(url, timeout=2.0)
-            return
+            httpx.get(url, timeout=HTTP_PROBE_SECONDS)
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} never answered:\n{log.read_text()}")
+            return False
+        return True
 
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    wait_while_alive(process, log, f"{url} to answer", answers)

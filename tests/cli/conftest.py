@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from service.stack import free_port
-from tests.cli.cli_helpers import ROOT, cli_env, stop, wait_for_http
+from nnq.processes import free_port, stop_process
+from tests.cli.cli_helpers import ROOT, cli_env, wait_for_http
 
 
 @pytest.fixture
@@ -26,4 +26,4 @@ def api_url(database_url, redis_url, tmp_path):
         wait_for_http(f"{url}/api/v1/health", process, log)
         yield url
     finally:
-        stop(process)
+        stop_process(process)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.stack import free_port
+from nnq.processes import free_port
 from tests.cli.cli_helpers import nnq
 
 pytestmark = pytest.mark.integration

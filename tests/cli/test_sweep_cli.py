@@ -55,7 +55,9 @@ def test_sweep_usage_and_service_errors_are_readable(api_url, tmp_path):
     rejected = nnq(api_url, "sweep", str(bad))
     assert rejected.returncode == 1 and "max_trials" in rejected.stderr
     assert "Traceback" not in rejected.stderr
-    assert "usage: nnq sweep promote ID ALIAS" in nnq(api_url, "sweep", "promote", "1").stderr
+    no_alias = nnq(api_url, "sweep", "promote", "1")
+    assert no_alias.returncode != 0 and "Missing argument 'ALIAS'" in no_alias.stderr
+    assert "nnq sweep promote" in no_alias.stderr
     missing = nnq(api_url, "sweep", "show", "999")
     assert missing.returncode == 1 and "999" in missing.stderr
     assert "no such file" in nnq(api_url, "sweep", str(tmp_path / "none.json")).stderr

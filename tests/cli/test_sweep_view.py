@@ -1,8 +1,9 @@
-"""How `nnq sweep` renders a sweep resource, without a server."""
+"""How `nnq sweep` renders a sweep resource, and the shared metrics table, without a server."""
 
 from rich.console import Console
 
-from service import sweep_view
+from nnq import sweep_view
+from nnq.tables import format_metric, format_value, metrics_table
 
 SWEEP = {
     "id": 3, "name": "lr-wd", "status": "running", "metric": "val_acc",
@@ -33,11 +34,12 @@ def render(table) -> str:
 
 
 def test_values_are_short_and_readable():
-    assert sweep_view.format_value(0.00123456) == "0.00123"
-    assert sweep_view.format_value(1.5e-06) == "1.5e-06"
-    assert sweep_view.format_value([100, 50]) == "[100,50]"
-    assert sweep_view.format_value(None) == "-"
-    assert sweep_view.format_value(64) == "64"
+    assert format_value(0.00123456) == "0.00123"
+    assert format_value(1.5e-06) == "1.5e-06"
+    assert format_value([100, 50]) == "[100,50]"
+    assert format_value(None) == "-"
+    assert format_value(64) == "64"
+    assert format_metric(0.87654) == "0.8765" and format_metric(None) == "-"
 
 
 def test_ranked_table_keeps_the_api_order_and_stars_the_best():
@@ -59,3 +61,14 @@ def test_progress_counts_finished_trials_and_names_the_best():
     assert "best val_acc 0.8765 (trial 2, job 12, model 7)" in detail
     assert sweep_view.counts_line(SWEEP) == "5 trials: 2 succeeded, 1 pruned, 1 running, 1 pending"
     assert sweep_view.best_line({**SWEEP, "best": None}) == "best val_acc: none yet"
+
+
+def test_metrics_table_has_one_row_per_epoch_and_dashes_for_missing_values():
+    rows = [{"epoch": 1, "train_loss": 0.51234, "train_acc": 0.8, "val_acc": None,
+             "test_acc": 0.79, "seconds": 1.23456}]
+    text = render(metrics_table(rows))
+    assert "metrics per epoch" in text
+    header = next(line for line in text.splitlines() if "train_loss" in line)
+    assert header.index("epoch") < header.index("train_loss") < header.index("seconds")
+    row = next(line for line in text.splitlines() if "0.5123" in line)
+    assert "0.8000" in row and " - " in row and "0.7900" in row and "1.23" in row

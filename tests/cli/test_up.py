@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.cli_helpers import NNQ, ROOT, cli_env, stop, wait_for_http
-from service.stack import free_port
+from nnq.processes import free_port, stop_process
+from tests.cli.cli_helpers import NNQ, ROOT, cli_env, wait_for_http, wait_while_alive
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +53,16 @@ def test_up_serves_a_job_and_ctrl_c_stops_every_child(tmp_path):
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
         wait_for_http(f"{api}/health", up, log)
-        deadline = time.monotonic() + JOB_SECONDS
-        while "stack running" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_while_alive(up, log, "the stack to run", lambda: "stack running" in log.read_text(),
+                         timeout=JOB_SECONDS)
         job = httpx.post(f"{api}/jobs", json=SPEC, timeout=10).json()
-        status = job["status"]
-        while status not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
-            time.sleep(0.3)
+
+        def finished_status() -> str | None:
             status = httpx.get(f"{api}/jobs/{job['id']}", timeout=10).json()["status"]
+            return status if status in ("succeeded", "failed", "cancelled") else None
+
+        status = wait_while_alive(up, log, f"job {job['id']} to finish", finished_status,
+                                  timeout=JOB_SECONDS)
         assert status == "succeeded", log.read_text()
 
         pids = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())}
@@ -71,4 +72,4 @@ def test_up_serves_a_job_and_ctrl_c_stops_every_child(tmp_path):
         assert "stopping" in log.read_text()
         assert not groups_alive(pids), log.read_text()
     finally:
-        stop(up)
+        stop_process(up)

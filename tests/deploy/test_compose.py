@@ -23,7 +23,6 @@ COMPOSE = ROOT / "docker-compose.yml"
 APP_SERVICES = ("migrate", "api", "worker-cpu", "worker-gpu", "flower")
 DB_SERVICES = ("api", "worker-cpu", "worker-gpu")
 # The CLI runs on a user's machine, not in these containers; its NNQ_API_URL is not theirs.
-CLIENT_ONLY = {"cli.py", "client.py", "demo.py", "stack.py"}
 CODE_OF = {
     "migrate": ("migrations", "service"),
     "api": ("service", "nncore"),
@@ -45,13 +44,17 @@ def command_of(service: dict) -> list[str]:
 
 
 def env_names_read_by(packages: tuple[str, ...]) -> set[str]:
-    """NNQ_* names that appear as string literals in the packages' source."""
+    """NNQ_* names the packages read: string literals in their source, and every field of the
+    settings object when they use it."""
+    from service.settings import ENV_PREFIX, Settings
+
     names: set[str] = set()
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
-            if path.parent.name == "service" and path.name in CLIENT_ONLY:
-                continue
-            names.update(ENV_NAME.findall(path.read_text()))
+            text = path.read_text()
+            names.update(ENV_NAME.findall(text))
+            if "service.settings" in text:
+                names.update(ENV_PREFIX + field.upper() for field in Settings.model_fields)
     return names
 
 

@@ -7,14 +7,13 @@ from the downloaded state, and give exactly the worker's recorded test accuracy.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 import nncore
 from nncore.training import EVAL_BATCH
 from service import create_app
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +35,12 @@ SPECS = {
 
 def wait_terminal(client, job_id: int, worker_proc) -> dict:
     """Poll until the job ends; a hung job fails the test with the worker's log."""
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while True:
+    def finished_job() -> dict | None:
         job = client.get(f"/api/v1/jobs/{job_id}").get_json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        if time.monotonic() > deadline:
-            pytest.fail(f"job {job_id} still {job['status']}; worker log:\n{worker_proc.log()}")
-        time.sleep(POLL_S)
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_until(f"job {job_id} to end", finished_job, [worker_proc],
+                      timeout=WAIT_LIMIT_S, poll=POLL_S)
 
 
 def batchnorm_indexes(layers: list[dict]) -> list[int]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from nnq.status import JobStatus
 from service import create_app
-from service.db import TERMINAL_STATUSES, Job, SweepTrial
+from service.db import Job, SweepTrial
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,7 @@ def _assert_one_terminal_job_per_trial(sessions, sweep_id: int, trials: int) -> 
         jobs = list(session.scalars(select(Job).where(Job.sweep_id == sweep_id)))
     assert len(job_ids) == trials and None not in job_ids
     assert sorted(job_ids) == sorted(j.id for j in jobs)  # job count == trial count
-    assert all(j.status in TERMINAL_STATUSES for j in jobs), [(j.id, j.status) for j in jobs]
+    assert all(j.status in JobStatus.FINISHED for j in jobs), [(j.id, j.status) for j in jobs]
 
 
 def test_twelve_trials_on_two_workers_prune_losers_and_pick_the_best(client, sessions, worker):

@@ -12,8 +12,8 @@ from celery import Celery
 from sqlalchemy import select
 
 import nncore
-
-from service.db import TERMINAL_STATUSES, EpochMetric, Job, Model, ModelTensor
+from nnq.status import JobStatus
+from service.db import EpochMetric, Job, Model, ModelTensor
 from service.db import jobs as store
 from tests.support import wait_until
 
@@ -70,7 +70,7 @@ def _wait_for(what, predicate, workers=()):
 
 def _wait_terminal(sessions, job_id, workers=()) -> Job:
     return _wait_for(f"job {job_id} to end",
-                     lambda: (j := _job(sessions, job_id)).status in TERMINAL_STATUSES and j,
+                     lambda: (j := _job(sessions, job_id)).status in JobStatus.FINISHED and j,
                      workers)
 
 

@@ -139,7 +139,7 @@ def test_poisoned_data_raises_divergence_naming_epoch_and_iteration():
 def test_huge_learning_rate_raises_divergence():
     # With weight decay the step multiplies each weight by (1 - lr * wd): it blows up.
     spec = job(epochs=20, batchnorm=False, dropout=0.0, weight_decay=1.0,
-               optimizer={"type": "sgd", "lr": 1e4})
+               optimizer={"type": "sgd", "lr": 10.0})
     with pytest.raises(DivergenceError, match="loss became (nan|inf)"):
         TrainingRun.from_spec(spec).fit()
 
@@ -194,10 +194,14 @@ def test_bad_model_spec_error_path_is_prefixed_with_model():
     assert err.value.path.startswith("model.hidden")
 
 
-def test_null_data_fields_mean_the_defaults():
+def test_null_train_limit_means_no_limit_and_other_nulls_are_refused():
     spec = job(epochs=1)
-    spec["data"].update({"train_limit": None, "val_fraction": None, "seed": None})
+    spec["data"].update({"train_limit": None})
     run = TrainingRun.from_spec(spec)
     assert len(run.dataset.x_val) == 32 and len(run.dataset.x_train) == 288
     spec["data"]["train_limit"] = 100
     assert len(TrainingRun.from_spec(spec).dataset.x_train) == 100
+    spec["data"].update({"val_fraction": None, "seed": None})
+    with pytest.raises(SpecError) as err:
+        TrainingRun.from_spec(spec)
+    assert [path for path, _ in err.value.problems] == ["data.val_fraction", "data.seed"]

@@ -11,9 +11,9 @@ import numpy as np
 import redis
 from PIL import Image
 
+from nnq.processes import free_port
 from service import create_app
 from service.db.jobs import claim_job, record_epoch
-from tests.support import free_port
 
 SPEC = {"name": "tiny", "data": {"dataset": "synthetic", "samples": 200},
         "model": {"preset": "mlp", "hidden": [20], "batchnorm": True},

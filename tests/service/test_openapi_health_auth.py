@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
+from nnq.processes import free_port
 from service import create_app
-from tests.support import free_port
 
 ROUTES = {
     "/api/v1/jobs": {"get", "post"},

@@ -1,4 +1,4 @@
-"""A small HTTP client for the nnq API, used by the CLI.
+"""A small HTTP client for the nnq API, used by the CLI (httpx only, nothing of the server).
 
 It turns every failure a user can cause or meet (API down, a 4xx with the service's error
 shape `{"error": {"code", "message", "details"}}`) into one `ApiError` with a readable message,
@@ -39,6 +39,16 @@ def format_error(response: httpx.Response) -> ApiError:
     lines = [f"{code}: {error.get('message', '')}".rstrip(": ")]
     lines.extend(f"  {line}" for line in _detail_lines(error.get("details")))
     return ApiError("\n".join(lines), response.status_code, code)
+
+
+def items(payload: Any) -> list:
+    """The rows of a list response, whether bare or wrapped in {"items": [...]}."""
+    if isinstance(payload, list):
+        return payload
+    for key in ("items", "jobs", "models", "metrics", "data"):
+        if isinstance(payload.get(key), list):
+            return payload[key]
+    return []
 
 
 def _detail_lines(details: Any) -> list[str]:

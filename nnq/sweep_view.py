@@ -1,32 +1,17 @@
 """How `nnq sweep` shows a sweep resource (GET /api/v1/sweeps/{id}): plain functions of its
-JSON, so the CLI's commands stay thin and the rendering is testable without a server."""
+JSON, so the commands stay thin and the rendering is testable without a server."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
-FINISHED = ("succeeded", "failed", "cancelled")
-DONE_TRIALS = ("succeeded", "failed", "cancelled", "pruned")
-SIGNIFICANT_DIGITS = 3
+from nnq.status import TRIAL_PENDING, JobStatus
+from nnq.tables import format_metric, format_value
 
-
-def format_value(value: Any) -> str:
-    """A parameter or metric for a table cell: floats to 3 significant digits (1e-05 stays
-    readable on log-scale ranges), lists compact."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{SIGNIFICANT_DIGITS}g}"
-    if isinstance(value, list):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    return str(value)
-
-
-def _accuracy(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
+# The order `counts_line` lists trial statuses in: outcomes first, then what is still to come.
+COUNTS_ORDER = (JobStatus.SUCCEEDED, JobStatus.PRUNED, JobStatus.FAILED, JobStatus.CANCELLED,
+                JobStatus.RUNNING, JobStatus.QUEUED, TRIAL_PENDING)
 
 
 def param_paths(sweep: dict) -> list[str]:
@@ -60,7 +45,7 @@ def ranked_table(sweep: dict) -> Table:
         params = trial.get("params") or {}
         table.add_row(f"{rank}{star}", str(trial.get("index")), format_value(job_id),
                       str(trial.get("status")), *(format_value(params.get(p)) for p in paths),
-                      _accuracy(trial.get("val_acc")), _accuracy(trial.get("test_acc")),
+                      format_metric(trial.get("val_acc")), format_metric(trial.get("test_acc")),
                       str(trial.get("epochs", 0)))
     return table
 
@@ -68,8 +53,7 @@ def ranked_table(sweep: dict) -> Table:
 def counts_line(sweep: dict) -> str:
     """``12 trials: 5 succeeded, 3 pruned, 2 running, ...`` (zero counts left out)."""
     counts = sweep.get("counts") or {}
-    order = ("succeeded", "pruned", "failed", "cancelled", "running", "queued", "pending")
-    parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+    parts = [f"{counts[s]} {s}" for s in COUNTS_ORDER if counts.get(s)]
     return f"{counts.get('total', 0)} trials: " + (", ".join(parts) or "none yet")
 
 
@@ -79,14 +63,14 @@ def best_line(sweep: dict) -> str:
     metric = sweep.get("metric") or "val_acc"
     if not best:
         return f"best {metric}: none yet"
-    return (f"best {metric} {_accuracy(best.get(metric))} (trial {best.get('index')}, "
+    return (f"best {metric} {format_metric(best.get(metric))} (trial {best.get('index')}, "
             f"job {best.get('job_id')}, model {format_value(best.get('model_id'))})")
 
 
 def progress(sweep: dict) -> tuple[int, int, str]:
     """``(trials done, total, detail)`` for a live progress bar."""
     counts = sweep.get("counts") or {}
-    done = sum(int(counts.get(s) or 0) for s in DONE_TRIALS)
+    done = sum(int(counts.get(s) or 0) for s in JobStatus.FINISHED)
     detail = (f"{sweep.get('status')}  done {counts.get('succeeded', 0)}  "
               f"pruned {counts.get('pruned', 0)}  failed {counts.get('failed', 0)}  "
               f"running {counts.get('running', 0)}  queued {counts.get('queued', 0)}  "

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import nncore
-from service.cli import items, report_job, watch_job
-from service.client import Api
-from service.stack import Stack, StackConfig, free_port
+from nnq.client import Api, items
+from nnq.follow import report_job, watch_job
+from nnq.processes import free_port
+from nnq.stack import Stack, StackConfig
+from nnq.tables import format_metric
+from nnq.terminal import EXIT_FAILED, console, say
 
 EXAMPLE_SPEC = "examples/fashion-bn-mlp.json"
 DEMO_DB = "demo.db"
+DEMO_LABEL = "demo"
 AGREEMENT_TOLERANCE = 0.005  # BLAS may round differently across batch sizes; near-ties can flip
 
 
@@ -61,38 +64,40 @@ def http_accuracy(api: Api, model_id, x: np.ndarray, t: np.ndarray, batch: int) 
     return correct / len(x)
 
 
-def run_demo(console: Console, *, epochs: int, train_limit: int | None, batch: int,
-             data_dir: Path | None) -> None:
+def _narrate(text: str) -> None:
+    say(text, label=DEMO_LABEL)
+
+
+def run_demo(*, epochs: int, train_limit: int | None, batch: int, data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["NNQ_DATA_DIR"] = str(data_dir)
     config = StackConfig(port=free_port(), private_broker=True)
     config.log_dir = config.var_dir / "demo-logs"
     config.database_url = f"sqlite:///{fresh_sqlite(config.var_dir / DEMO_DB)}"
-    say = lambda text: console.print(f"[cyan]demo:[/] {text}", highlight=False)  # noqa: E731
     spec = demo_spec(config.root, epochs, train_limit)
     dataset = nncore.load_dataset("fashion-mnist", str(data_dir) if data_dir else None,
                                   flatten=True)
-    say(f"Fashion-MNIST: {len(dataset.x_test)} test images; logs in {config.log_dir}")
-    with Stack(config, say=say) as stack:
+    _narrate(f"Fashion-MNIST: {len(dataset.x_test)} test images; logs in {config.log_dir}")
+    with Stack(config, say=_narrate) as stack:
         api = Api(stack.api_url)
         job = api.post("/jobs", json=spec)
-        say(f"submitted job {job['id']}: {spec['model']['preset']} {spec['model']['hidden']}, "
-            f"batchnorm, {epochs} epochs")
+        _narrate(f"submitted job {job['id']}: {spec['model']['preset']} "
+                 f"{spec['model']['hidden']}, batchnorm, {epochs} epochs")
         job = watch_job(api, job["id"])
         report_job(api, job)
         worker_acc = items(api.get(f"/jobs/{job['id']}/metrics"))[-1]["test_acc"]
-        say(f"predicting {len(dataset.x_test)} test images over HTTP, {batch} per request")
+        _narrate(f"predicting {len(dataset.x_test)} test images over HTTP, {batch} per request")
         served_acc = http_accuracy(api, job["model_id"], dataset.x_test, dataset.t_test, batch)
         api.close()
     table = Table(title="Fashion-MNIST test accuracy")
     table.add_column("measured by")
     table.add_column("accuracy", justify="right")
-    table.add_row("worker (end of training)", f"{worker_acc:.4f}")
-    table.add_row("POST /models/{id}/predict", f"{served_acc:.4f}")
+    table.add_row("worker (end of training)", format_metric(worker_acc))
+    table.add_row("POST /models/{id}/predict", format_metric(served_acc))
     console.print(table)
     if abs(worker_acc - served_acc) > AGREEMENT_TOLERANCE:
         console.print("[bold red]the served model disagrees with the worker[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     same = "exactly" if worker_acc == served_acc else "within BLAS rounding"
     console.print(f"[bold green]they agree {same}[/]: model {job['model_id']} is served "
                   "as trained")

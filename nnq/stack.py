@@ -4,6 +4,9 @@
 this module so there is one way to start and stop the parts. Each child runs in its own
 session (process group), so a Ctrl-C at the terminal reaches only `nnq`, which then stops the
 children in order and kills any group (e.g. Celery's pool processes) that outlives a grace time.
+
+The server code runs in the children (`alembic`, `flask`, `celery` subprocesses); this module
+imports none of it, only the settings, inside the function that needs the defaults.
 """
 
 from __future__ import annotations
@@ -12,21 +15,24 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
-import redis
 
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
-STOP_GRACE_SECONDS = 10.0
+from nnq.processes import (
+    WaitTimeout, port_in_use, redis_reachable, start_redis, stop_process_group, wait_until,
+)
+
 HEALTH_TIMEOUT_SECONDS = 90.0
-REDIS_START_SECONDS = 10.0
+HEALTH_REQUEST_SECONDS = 2.0
+HEALTH_BODY_SHOWN = 200
 POLL_SECONDS = 0.25
 LOG_TAIL_LINES = 20
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -42,32 +48,6 @@ def project_root() -> Path:
     if (cwd / "alembic.ini").is_file():
         return cwd
     return Path(__file__).resolve().parents[1]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """True when something accepts connections on host:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
-def redis_reachable(url: str, timeout: float = 1.0) -> bool:
-    """True when a Redis server at `url` answers PING."""
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError):
-        return False
 
 
 @dataclass
@@ -91,7 +71,8 @@ class Child:
 
 @dataclass
 class StackConfig:
-    """What to run. `log_dir=None` lets children write to this terminal (foreground `nnq up`)."""
+    """What to run. `log_dir=None` lets children write to this terminal (foreground `nnq up`);
+    unset URLs come from the settings (NNQ_DATABASE_URL, NNQ_BROKER_URL)."""
 
     root: Path = field(default_factory=project_root)
     host: str = "127.0.0.1"
@@ -138,8 +119,7 @@ class Stack:
                              "(another `nnq up`?); choose another with --port")
         try:
             self.config.var_dir.mkdir(parents=True, exist_ok=True)
-            self.database_url = self._database_url()
-            self.broker_url = self._broker_url()
+            self._resolve_urls()
             self.env = self._child_env()
             self._migrate()
             self._spawn("api", [sys.executable, "-m", "flask", "--app", "service", "run",
@@ -164,11 +144,7 @@ class Stack:
 
     def wait(self) -> Child:
         """Block until a child exits (the stack is then broken) and return it."""
-        while True:
-            child = self.dead_child()
-            if child is not None:
-                return child
-            time.sleep(POLL_SECONDS)
+        return wait_until("a child to exit", self.dead_child, timeout=None, poll=POLL_SECONDS)
 
     def describe_death(self, child: Child) -> str:
         message = f"{child.name} (pid {child.pid}) exited with code {child.process.returncode}"
@@ -178,46 +154,45 @@ class Stack:
     def stop(self) -> None:
         """Stop API and worker, then Redis: SIGTERM each group, SIGKILL it after a grace time."""
         for child in reversed(self.children):
-            self._terminate(child)
+            if not stop_process_group(child.process):
+                self.say(f"{child.name} did not stop in time; killed it")
+            self.say(f"stopped {child.name}")
         self.children.clear()
         for path in self.scratch_dirs:
             shutil.rmtree(path, ignore_errors=True)
         self.scratch_dirs.clear()
 
-    def _database_url(self) -> str:
-        url = self.config.database_url or os.environ.get("NNQ_DATABASE_URL")
-        if url:
-            return url
-        return f"sqlite:///{self.config.var_dir / 'nnq.db'}"
+    def _resolve_urls(self) -> None:
+        from service.settings import settings
 
-    def _broker_url(self) -> str:
-        url = self.config.broker_url or os.environ.get("NNQ_BROKER_URL") or DEFAULT_BROKER_URL
+        try:
+            defaults = settings()
+        except ValueError as exc:  # pydantic's ValidationError names the bad NNQ_* variable
+            raise StackError(f"invalid settings: {exc}") from None
+        self.database_url = self.config.database_url or defaults.database_url
+        url = self.config.broker_url or defaults.broker_url
         has_server = shutil.which("redis-server") is not None
         if self.config.private_broker and has_server:
-            return self._start_redis()
-        if redis_reachable(url):
+            self.broker_url = self._start_redis()
+        elif redis_reachable(url):
             self.say(f"using Redis at {url}")
-            return url
-        if not has_server:
+            self.broker_url = url
+        elif not has_server:
             raise StackError(f"no Redis answers at {url} and `redis-server` is not installed "
                              "(install the redis-server package or set NNQ_BROKER_URL)")
-        self.say(f"no Redis answers at {url}; starting a private redis-server")
-        return self._start_redis()
+        else:
+            self.say(f"no Redis answers at {url}; starting a private redis-server")
+            self.broker_url = self._start_redis()
 
     def _start_redis(self) -> str:
-        port = free_port()
-        data_dir = self.config.var_dir / f"redis-{port}"
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = Path(tempfile.mkdtemp(prefix="redis-", dir=self.config.var_dir))
         self.scratch_dirs.append(data_dir)
-        self._spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(data_dir)])
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + REDIS_START_SECONDS
-        while not redis_reachable(url, timeout=0.5):
-            self._check_children()
-            if time.monotonic() > deadline:
-                raise StackError(f"redis-server did not answer on port {port}")
-            time.sleep(POLL_SECONDS)
+        with self._output("redis") as (output, log_path):
+            try:
+                process, url = start_redis(data_dir, **self._popen_options(output))
+            except (RuntimeError, WaitTimeout) as exc:
+                raise StackError(str(exc)) from None
+        self._adopt("redis", process, log_path)
         self.say(f"redis-server answers at {url}")
         return url
 
@@ -235,21 +210,30 @@ class Stack:
         if result.returncode != 0:
             raise StackError(f"alembic upgrade head failed:\n{result.stderr.strip()}")
 
+    @contextmanager
+    def _output(self, name: str) -> Iterator[tuple[IO[bytes] | None, Path | None]]:
+        """The open log file a child named ``name`` writes to, or None for this terminal."""
+        if self.config.log_dir is None:
+            yield None, None
+            return
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.config.log_dir / f"{name}.log"
+        with open(log_path, "ab") as output:
+            yield output, log_path
+
+    def _popen_options(self, output: IO[bytes] | None) -> dict:
+        """Each child: in the stack's directory and environment, in a session of its own, and
+        told to stop should `nnq` itself die."""
+        return {"cwd": self.config.root, "env": self.env or None, "stdin": subprocess.DEVNULL,
+                "stdout": output, "stderr": subprocess.STDOUT if output else None,
+                "start_new_session": True, "preexec_fn": _die_with_parent}
+
     def _spawn(self, name: str, argv: list[str]) -> Child:
-        log_path = None
-        output = None
-        if self.config.log_dir is not None:
-            self.config.log_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self.config.log_dir / f"{name}.log"
-            output = open(log_path, "ab")
-        try:
-            process = subprocess.Popen(argv, cwd=self.config.root, env=self.env or None,
-                                       stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=subprocess.STDOUT if output else None,
-                                       start_new_session=True, preexec_fn=_die_with_parent)
-        finally:
-            if output is not None:
-                output.close()
+        with self._output(name) as (output, log_path):
+            process = subprocess.Popen(argv, **self._popen_options(output))
+        return self._adopt(name, process, log_path)
+
+    def _adopt(self, name: str, process: subprocess.Popen, log_path: Path | None) -> Child:
         child = Child(name, process, log_path)
         self.children.append(child)
         self.say(f"started {name} (pid {child.pid})")
@@ -262,31 +246,25 @@ class Stack:
 
     def _wait_healthy(self) -> None:
         url = f"{self.api_url}/api/v1/health"
-        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
         last = "no answer yet"
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
+            nonlocal last
             self._check_children()
             try:
-                response = httpx.get(url, timeout=2.0)
-                if _all_parts_up(response):
-                    self.say(f"API ready at {self.api_url}")
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
+                response = httpx.get(url, timeout=HEALTH_REQUEST_SECONDS)
             except httpx.HTTPError as exc:
                 last = str(exc) or type(exc).__name__
-            time.sleep(POLL_SECONDS)
-        raise StackError(f"the API did not become healthy at {url} ({last})")
+                return False
+            last = f"HTTP {response.status_code}: {response.text[:HEALTH_BODY_SHOWN]}"
+            return _all_parts_up(response)
 
-    def _terminate(self, child: Child) -> None:
-        if child.process.poll() is None:
-            _signal_group(child.pid, signal.SIGTERM)
-            try:
-                child.process.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.say(f"{child.name} did not stop in {STOP_GRACE_SECONDS:.0f} s; killing it")
-        _signal_group(child.pid, signal.SIGKILL)
-        child.process.wait()
-        self.say(f"stopped {child.name}")
+        try:
+            wait_until(f"the API to become healthy at {url}", healthy,
+                       timeout=HEALTH_TIMEOUT_SECONDS, poll=POLL_SECONDS)
+        except WaitTimeout as exc:
+            raise StackError(f"{exc} ({last})") from None
+        self.say(f"API ready at {self.api_url}")
 
 
 def _all_parts_up(response: httpx.Response) -> bool:
@@ -305,11 +283,3 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    """Signal a child's whole process group; gone groups are fine."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

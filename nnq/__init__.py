@@ -1,0 +1,1 @@
+"""nnq: the pieces the server and the CLI share."""

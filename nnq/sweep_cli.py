@@ -1,0 +1,85 @@
+"""`nnq sweep`: submit a hyperparameter sweep and follow, show, cancel or promote it.
+
+`nnq sweep SWEEP.json [--wait]` is short for `nnq sweep submit SWEEP.json [--wait]`: a first
+word that names no command is taken as the sweep file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from nnq import sweep_view
+from nnq.follow import report_sweep, watch_sweep
+from nnq.inputs import read_json
+from nnq.remote import api, call
+from nnq.tables import format_value
+from nnq.terminal import fail, say
+
+DEFAULT_COMMAND = "submit"
+
+
+class SubmitByDefault(TyperGroup):
+    """A group whose first argument falls back to the `submit` command's sweep file."""
+
+    def resolve_command(self, ctx, args):
+        if args and self.get_command(ctx, args[0]) is None:
+            args = [DEFAULT_COMMAND, *args]
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(cls=SubmitByDefault, no_args_is_help=True,
+                  context_settings={"ignore_unknown_options": True},
+                  help="Hyperparameter sweeps. `nnq sweep SWEEP.json [--wait]` submits, like "
+                       "`nnq sweep submit`.")
+
+
+@app.command()
+def submit(path: Path = typer.Argument(..., metavar="SWEEP.json",
+                                       help="a sweep request (JSON, see README)"),
+           wait: bool = typer.Option(False, "--wait",
+                                     help="follow the sweep, then print the ranked trials"),
+           idempotency_key: Optional[str] = typer.Option(
+               None, "--idempotency-key", help="the same key returns the same sweep")) -> None:
+    """Submit a sweep; exit 1 after --wait if it failed or was cancelled."""
+    body = read_json(path)
+    client = api()
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    sweep = call(client.post, "/sweeps", json=body, headers=headers)
+    say(f"submitted sweep {sweep['id']} ({sweep['status']}, {sweep_view.counts_line(sweep)})")
+    if not wait:
+        say(f"follow it with: nnq sweep show {sweep['id']}")
+        return
+    try:
+        sweep = call(watch_sweep, client, sweep["id"])
+    except KeyboardInterrupt:
+        raise fail(f"stopped watching; sweep {sweep['id']} goes on "
+                   f"(nnq sweep show {sweep['id']})") from None
+    report_sweep(sweep, require_success=True)
+
+
+@app.command()
+def show(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id")) -> None:
+    """The sweep's trials ranked by its metric, and the best so far."""
+    report_sweep(call(api().get, f"/sweeps/{sweep_id}"))
+
+
+@app.command()
+def cancel(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id")) -> None:
+    """Cancel a sweep and its queued and running trials."""
+    sweep = call(api().post, f"/sweeps/{sweep_id}/cancel")
+    say(f"sweep {sweep['id']}: {sweep['status']}; {sweep_view.counts_line(sweep)}")
+
+
+@app.command()
+def promote(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id"),
+            alias: str = typer.Argument(..., metavar="ALIAS", help="the alias to point")) -> None:
+    """Point an alias at the best trial's model."""
+    out = call(api().post, f"/sweeps/{sweep_id}/promote", json={"alias": alias})
+    trial = out.get("trial") or {}
+    say(f"alias {out['alias']} -> model {out['model_id']} (sweep {out['sweep_id']}, "
+        f"trial {trial.get('index')}, job {trial.get('job_id')}, "
+        f"val_acc {format_value(trial.get('val_acc'))})")
