@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from nnq.status import TRIAL_STATUSES, SweepStatus
+from nnq.status import TRIAL_PENDING, TRIAL_STATUSES, SweepStatus
 from service.api.schemas import (
     ALIAS_PATTERN,
     MAX_ID,
@@ -36,15 +36,12 @@ class PromoteIn(BaseModel):
     alias: str = Field(pattern=ALIAS_PATTERN, description="e.g. best-fashion; starts with a letter")
 
 
-class TrialCounts(Out):
-    pending: int = Field(description="no job yet")
-    queued: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    pruned: int
-    total: int
+# How many trials are in each status (a field per status of nnq.status), plus ``total``.
+TrialCounts = create_model(
+    "TrialCounts", __base__=Out, __module__=__name__,
+    **{status: (int, Field(description="no job yet") if status == TRIAL_PENDING else ...)
+       for status in TRIAL_STATUSES},
+    total=(int, ...))
 
 
 class TrialOut(Out):
