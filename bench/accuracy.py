@@ -39,7 +39,7 @@ def train(name: str, spec: dict, target: float, data_dir) -> None:
     start = time.perf_counter()
     run = nncore.TrainingRun.from_spec(spec, data_dir=data_dir)
 
-    def on_epoch(m):
+    def on_epoch(m, _record):
         print(f"  {name} epoch {m['epoch']:2d}: train loss {m['train_loss']:.4f} "
               f"train acc {m['train_acc']:.4f} val acc {m['val_acc']:.4f} "
               f"test acc {m['test_acc']:.4f} ({m['seconds']:.1f} s)", flush=True)

@@ -3,6 +3,9 @@
 Tensors are named by position, ``"3.W"`` or ``"4.running_mean"``, so depth is data: nothing is
 numbered by hand. Weight decay applies to every parameter with ndim >= 2 (affine weights and
 conv filters), never to biases or BatchNorm, in both the loss and the gradient.
+
+``Network.activation_stats`` is the lecture's per-layer histogram (ch. 6, weight init and
+BatchNorm): each hidden layer's eval-mode output on a probe batch, as mean, std and counts.
 """
 import numpy as np
 
@@ -10,6 +13,29 @@ from . import layers as L
 from .backend import get_xp, to_numpy
 from .rng import rng_from_arrays, rng_to_arrays
 from .spec import expand_model, infer_shapes, parse_layers
+
+HISTOGRAM_BINS = 30
+# Outputs bounded by the function itself get that range, so epochs and inits compare bin for
+# bin; any other layer's histogram spans its output's min..max on the probe batch.
+FIXED_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+# A constant output (e.g. a dead ReLU layer) still gets bins: this far either side of it.
+CONSTANT_HALF_WIDTH = 0.5
+
+
+def output_statistics(values, kind: str, bins: int = HISTOGRAM_BINS) -> dict:
+    """Mean, std and histogram of one layer's output (any shape), all elements pooled.
+
+    Sums stay in the output's dtype (NumPy sums pairwise, so float32 keeps about 7 digits and
+    a conv layer's millions of values cost a third of a float64 pass); ``edges`` has
+    ``len(counts) + 1`` values.
+    """
+    flat = np.asarray(values).ravel()                          # (N * features,)
+    low, high = FIXED_RANGES.get(kind) or (float(flat.min()), float(flat.max()))
+    if high <= low:
+        low, high = low - CONSTANT_HALF_WIDTH, high + CONSTANT_HALF_WIDTH
+    counts, edges = np.histogram(flat, bins=bins, range=(low, high))
+    return {"mean": float(flat.mean()), "std": float(flat.std()),
+            "edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
 class Network:
@@ -84,6 +110,29 @@ class Network:
     def predict_proba(self, x):
         """Eval-mode class probabilities."""
         return L.softmax(self.predict(x), self.xp)
+
+    def hidden_layers(self) -> int:
+        """How many layers come before the logits layer (the last one with weights): what
+        ``activation_stats`` covers. A Dropout after the logits (deep_convnet) is not hidden."""
+        weighted = [i for i, layer in enumerate(self.layers) if "W" in layer.params]
+        return weighted[-1] if weighted else len(self.layers) - 1
+
+    def activation_stats(self, x, bins: int = HISTOGRAM_BINS) -> list[dict]:
+        """Eval-mode output statistics of every layer before the logits layer, on ``x``.
+
+        One dict per layer: ``layer`` (its index), ``name`` ("2 relu"), ``type`` and
+        ``output_statistics``. Eval mode changes no state (no running-statistics update, no
+        dropout draw), so calling it between epochs leaves training bit for bit the same.
+        """
+        out = self._as_input(x)                                # (N, *input_shape)
+        stats = []
+        hidden = self.hidden_layers()
+        for index, (layer, spec) in enumerate(zip(self.layers[:hidden], self.layers_spec)):
+            out = layer.forward(out, train=False)              # (N, *layer output shape)
+            kind = spec["type"]
+            stats.append({"layer": index, "name": f"{index} {kind}", "type": kind,
+                          **output_statistics(to_numpy(out), kind, bins)})
+        return stats
 
     def accuracy(self, x, t, batch_size=1000) -> float:
         """Eval-mode accuracy, in batches to bound memory; t holds class ids or one-hot rows."""

@@ -4,17 +4,23 @@ The CLI and the workers both drive training through ``TrainingRun`` so a job tra
 locally and one trained by the service follow the same steps bit for bit. A checkpoint
 is a flat dict of arrays (params, buffers, optimizer state, RNG state, position and the
 metrics so far), so it goes through ``state_to_bytes`` without pickle.
+
+Besides its metrics row each epoch leaves an ``EpochRecord``: the per-iteration losses it kept
+(every ``loss_stride``-th iteration and its last one) and the activation statistics of a fixed
+probe batch. The losses kept so far in an epoch are part of the checkpoint, so a run resumed
+mid-epoch hands on exactly the record an uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from nncore.backend import get_xp, to_numpy
-from nncore.data import load_dataset
+from nncore.data import Dataset, load_dataset
 from nncore.errors import Cancelled, DivergenceError
 from nncore.network import Network
 from nncore.optimizers import make_optimizer
@@ -23,6 +29,34 @@ from nncore.spec import JobSpec, TrainSpec, parse_spec
 
 EVAL_BATCH = 1000
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")
+# The per-iteration loss curve a job keeps: at most this many strided points (plus each
+# epoch's last iteration), so a 200-epoch job stays a few thousand rows.
+MAX_LOSS_POINTS = 2000
+# Samples in the fixed probe batch the activation statistics are measured on.
+PROBE_SIZE = 256
+
+
+def loss_stride(total_iterations: int) -> int:
+    """Keep every n-th iteration's loss: 1 for short jobs, else ``MAX_LOSS_POINTS`` bounds them."""
+    return max(1, math.ceil(total_iterations / MAX_LOSS_POINTS))
+
+
+def probe_batch(dataset: Dataset) -> np.ndarray:
+    """The first ``PROBE_SIZE`` validation samples, else training samples: unshuffled, so the
+    same inputs every epoch and on every resume."""
+    source = dataset.x_val if len(dataset.x_val) else dataset.x_train
+    return source[:PROBE_SIZE]                                 # (P, *input_shape)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What an epoch leaves besides its metrics row (``on_epoch``'s second argument)."""
+
+    epoch: int
+    losses: tuple[tuple[int, float], ...]  # (iteration 1-based across epochs, train-mode loss)
+    activations: tuple[dict, ...]          # Network.activation_stats on the probe batch
+    probe_size: int
+    loss_every: int
 
 
 class TrainingRun:
@@ -39,15 +73,18 @@ class TrainingRun:
             xp.asarray(x.astype(dtype, copy=False))
             for x in (dataset.x_train, dataset.x_val, dataset.x_test))
         self._t_train = xp.asarray(dataset.t_train)
+        self._probe = xp.asarray(probe_batch(dataset).astype(dtype, copy=False))
         self._rng = np.random.Generator(np.random.PCG64(config.seed))
         self.steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
         self.total_iterations = config.epochs * self.steps_per_epoch
+        self.loss_every = loss_stride(self.total_iterations)
         self.metrics: list[dict] = []
         self.epoch = 0              # epochs completed
         self.iteration = 0          # steps completed, across epochs
         self._perm = None           # the current epoch's order while it is under way
         self._sums = np.zeros(3)    # loss*n, correct, n over the current epoch's steps
         self._elapsed = 0.0         # seconds already spent in the current epoch
+        self._losses: list[tuple[int, float]] = []  # the current epoch's kept losses
 
     @classmethod
     def from_spec(cls, job_spec, data_dir=None, backend: str = "numpy") -> "TrainingRun":
@@ -69,7 +106,8 @@ class TrainingRun:
 
         ``train_loss``/``train_acc`` are the sample-weighted means of the train-mode batch
         values seen during the epoch (free: no extra pass); ``val_acc``/``test_acc`` come
-        from an eval-mode pass after the epoch. Raises Cancelled and DivergenceError.
+        from an eval-mode pass after the epoch. ``on_epoch(metrics, record)`` gets the row and
+        the epoch's ``EpochRecord``. Raises Cancelled and DivergenceError.
         """
         while self.epoch < self.config.epochs:
             start = time.perf_counter() - self._elapsed
@@ -77,11 +115,12 @@ class TrainingRun:
                 self._perm = self._rng.permutation(len(self.dataset.x_train))
             self._run_epoch(on_iteration, should_stop, start)
             row = self._epoch_metrics(time.perf_counter() - start)
+            record = self._epoch_record()
             self.metrics.append(row)
             self.epoch += 1
-            self._perm, self._sums, self._elapsed = None, np.zeros(3), 0.0
+            self._perm, self._sums, self._elapsed, self._losses = None, np.zeros(3), 0.0, []
             if on_epoch is not None:
-                on_epoch(dict(row))
+                on_epoch(dict(row), record)
         return [dict(row) for row in self.metrics]
 
     def _run_epoch(self, on_iteration, should_stop, start):
@@ -101,6 +140,8 @@ class TrainingRun:
             self.optimizer.update(net.params, grads)
             self._sums += (loss * len(idx), self._batch_correct(t), len(idx))
             self.iteration += 1
+            if self.iteration % self.loss_every == 0 or step == self.steps_per_epoch - 1:
+                self._losses.append((self.iteration, loss))
             self._elapsed = time.perf_counter() - start
             if on_iteration is not None:
                 on_iteration({"epoch": self.epoch + 1, "iteration": self.iteration,
@@ -118,6 +159,11 @@ class TrainingRun:
                 "test_acc": self.accuracy(self._x_test, self.dataset.t_test),
                 "seconds": seconds}
 
+    def _epoch_record(self) -> EpochRecord:
+        return EpochRecord(epoch=self.epoch + 1, losses=tuple(self._losses),
+                           activations=tuple(self.network.activation_stats(self._probe)),
+                           probe_size=len(self._probe), loss_every=self.loss_every)
+
     def accuracy(self, x, t) -> float | None:
         """Eval-mode accuracy; None for an empty set (e.g. val_fraction 0)."""
         return self.network.accuracy(x, t, EVAL_BATCH) if len(t) else None
@@ -132,6 +178,8 @@ class TrainingRun:
         state["pos/iteration"] = np.array(self.iteration, np.int64)
         state["pos/sums"] = self._sums.copy()
         state["pos/elapsed"] = np.array(self._elapsed)
+        state["pos/loss_iterations"] = np.array([i for i, _ in self._losses], np.int64)
+        state["pos/losses"] = np.array([loss for _, loss in self._losses], np.float64)
         if self._perm is not None:
             state["pos/perm"] = self._perm.copy()
         for key in METRIC_KEYS:
@@ -153,6 +201,9 @@ class TrainingRun:
         self._sums = np.array(state["pos/sums"], np.float64)
         self._elapsed = float(state["pos/elapsed"])
         self._perm = np.array(state["pos/perm"]) if "pos/perm" in state else None
+        # Checkpoints written before losses were kept have none: that epoch's curve starts late.
+        self._losses = [(int(i), float(loss)) for i, loss in
+                        zip(state.get("pos/loss_iterations", ()), state.get("pos/losses", ()))]
         columns = [state[f"metrics/{key}"] for key in METRIC_KEYS]
         self.metrics = [
             {key: int(v) if key == "epoch" else (None if math.isnan(v) else float(v))

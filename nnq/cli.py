@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from nnq import sweep_cli
-from nnq.client import ApiError, items
+from nnq.client import API_PREFIX, ApiError, items
 from nnq.follow import report_job, watch_job
 from nnq.inputs import predict_request, read_json
 from nnq.remote import api, call, options
@@ -171,7 +171,8 @@ def up(host: str = typer.Option("127.0.0.1", help="API address"),
     with _sigterm_unwinds():
         try:
             stack.start()
-            say(f"stack running; API at {stack.api_url}; Ctrl-C stops it", label=UP_LABEL)
+            say(f"stack running; API at {stack.api_url}{API_PREFIX}, dashboard at "
+                f"{stack.api_url}/; Ctrl-C stops it", label=UP_LABEL)
             dead = stack.wait()
             raise fail(f"{stack.describe_death(dead)}; stopping the stack")
         except StackError as exc:

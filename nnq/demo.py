@@ -82,7 +82,8 @@ def run_demo(*, epochs: int, train_limit: int | None, batch: int, data_dir: Path
         api = Api(stack.api_url)
         job = api.post("/jobs", json=spec)
         _narrate(f"submitted job {job['id']}: {spec['model']['preset']} "
-                 f"{spec['model']['hidden']}, batchnorm, {epochs} epochs")
+                 f"{spec['model']['hidden']}, batchnorm, {epochs} epochs; watch it at "
+                 f"{stack.api_url}/jobs/{job['id']} (dashboard: {stack.api_url}/)")
         job = watch_job(api, job["id"])
         report_job(api, job)
         worker_acc = items(api.get(f"/jobs/{job['id']}/metrics"))[-1]["test_acc"]

@@ -83,7 +83,7 @@ def _fit(run: nncore.TrainingRun, name: str) -> None:
             progress.update(task, completed=position["iteration"],
                             description=f"epoch {position['epoch']}")
 
-        def on_epoch(row: dict) -> None:
+        def on_epoch(row: dict, _record: nncore.training.EpochRecord) -> None:
             say(f"epoch {row['epoch']}: train loss {format_metric(row['train_loss'])}, "
                 f"val acc {format_metric(row['val_acc'])}")
 

@@ -1,4 +1,5 @@
-"""The Flask app factory: config, DB sessions, error shape, auth and the /api/v1 blueprints."""
+"""The Flask app factory: config, DB sessions, error shape, auth, the /api/v1 blueprints and
+the dashboard pages under /."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from flask_openapi3 import Info, OpenAPI
 from service.api import API_PREFIX, register_api
 from service.api.deps import EXTENSION, close_db
 from service.auth import require_token
+from service.dashboard import register_dashboard
 from service.db import session_factory
 from service.errors import (
     VALIDATION_STATUS,
@@ -59,4 +61,5 @@ def create_app(config: dict | None = None) -> OpenAPI:
     app.before_request(check_json_body)
     register_error_handlers(app)
     register_api(app)
+    register_dashboard(app)
     return app

@@ -12,10 +12,12 @@ set before numpy loads, hence here, first.
 
 import os
 
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+WORKER_BLAS_THREADS = "1"
+for _variable in BLAS_THREAD_VARIABLES:
+    os.environ.setdefault(_variable, WORKER_BLAS_THREADS)
 
 from workers.celery_app import app  # noqa: E402
 from workers import reconcile, train  # noqa: E402,F401  (registers the task and signal handlers)
 
-__all__ = ["app"]
+__all__ = ["BLAS_THREAD_VARIABLES", "WORKER_BLAS_THREADS", "app"]

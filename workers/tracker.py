@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nncore.training import EpochRecord
 from service.db import jobs as store
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,9 @@ class JobTracker:
                 log.warning("job %s: cancel poll failed", self.job_id, exc_info=True)
         return self._cancel
 
-    def on_epoch(self, metrics: dict) -> None:
-        """The epoch's metrics row and a checkpoint that resumes at the next epoch.
+    def on_epoch(self, metrics: dict, record: EpochRecord | None = None) -> None:
+        """The epoch's metrics row, its record (kept losses, activation statistics) and a
+        checkpoint that resumes at the next epoch, in one transaction.
 
         Then, for a sweep trial, ask ``prune`` (it reads the row just written) and raise
         Pruned with its reason; a DB blip there skips this epoch's check, not the attempt.
@@ -110,7 +112,8 @@ class JobTracker:
         self._check_owned()
         store.record_epoch(self._session, self.job_id, self.owner, metrics, self._checkpoint(),
                            iteration=self._progress.get("iteration"),
-                           total_iterations=self._progress.get("total_iterations"))
+                           total_iterations=self._progress.get("total_iterations"),
+                           record=record)
         if self._prune is None:
             return
         try:

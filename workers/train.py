@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import uuid
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +20,7 @@ import nncore
 from nnq.status import JobStatus
 from service.db import jobs as store
 from service.db import session_factory
+from service.db.attempts import owner_for
 from service.db.models import Job
 from service.queue import TRAIN_TASK, enqueue
 from service.settings import settings
@@ -41,7 +41,7 @@ class JobRejected(Exception):
 
 def worker_owner() -> str:
     """A lease owner unique to this process and claim: host:pid:random."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return owner_for(socket.gethostname(), os.getpid())
 
 
 def _backend(device: str) -> str:

@@ -8,7 +8,7 @@ API_PREFIX = "/api/v1"
 
 
 def register_api(app: OpenAPI) -> None:
-    from service.api import health, jobs, models, sweeps
+    from service.api import health, jobs, models, sweeps, workers
 
-    for module in (jobs, sweeps, models, health):
+    for module in (jobs, sweeps, models, workers, health):
         app.register_api(module.bp)

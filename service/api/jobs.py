@@ -1,4 +1,4 @@
-"""Jobs: submit a spec, list and read jobs, their metrics and curves, cancel."""
+"""Jobs: submit a spec, list and read jobs, their metrics, curves and run records, cancel."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from nnq.status import JobStatus
 from service.api import API_PREFIX
 from service.api.deps import db, setting
+from service.api.run_schemas import ActivationsOut, AttemptsOut, LossesOut
 from service.api.schemas import (
     JobList,
     JobOut,
@@ -17,8 +18,9 @@ from service.api.schemas import (
     SubmitHeaders,
     dump,
 )
-from service.db import Job
+from service.db import Job, records
 from service.db import jobs as store
+from service.db.attempts import job_attempts
 from service.errors import Conflict, ErrorResponse, NotFound, error_responses
 from service.plots import curves_png
 from service.queue import enqueue
@@ -72,7 +74,8 @@ def submit_job(body: JobSpec, header: SubmitHeaders):
 @bp.get("", responses={200: JobList})
 def list_jobs(query: JobQuery):
     """Jobs, newest first, filtered by status and name."""
-    jobs, total = store.list_jobs(db(), query.status, query.name, query.limit, query.offset)
+    jobs, total = store.list_jobs(db(), query.status, query.name, query.limit, query.offset,
+                                  sweep_id=query.sweep_id)
     return {"items": [job_dict(j) for j in jobs], "total": total, "limit": query.limit,
             "offset": query.offset}
 
@@ -99,6 +102,33 @@ def job_curves(path: JobPath):
                              "items": store.epoch_metrics(db(), job.id)})["items"]
     png = curves_png(rows, title=f"job {job.id}: {job.name}")
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/<int:job_id>/losses", responses={200: LossesOut})
+def job_losses(path: JobPath):
+    """The per-iteration training loss, every ``every``-th iteration plus each epoch's last
+    (a job keeps about 2,000 points); written when each epoch ends."""
+    job = _job_or_404(path.job_id)
+    return dump(LossesOut, {"job_id": job.id, "every": records.loss_every(job),
+                            "items": records.iteration_losses(db(), job.id)})
+
+
+@bp.get("/<int:job_id>/activations", responses={200: ActivationsOut})
+def job_activations(path: JobPath):
+    """Per epoch and layer (all but the logits): mean, std and histogram of the layer's
+    eval-mode output on a fixed probe batch, as in the lecture's weight-init figures."""
+    job = _job_or_404(path.job_id)
+    rows = records.activation_stats(db(), job.id)
+    return dump(ActivationsOut, {"job_id": job.id,
+                                 "probe_size": rows[0].probe_size if rows else 0,
+                                 "items": rows})
+
+
+@bp.get("/<int:job_id>/attempts", responses={200: AttemptsOut})
+def job_attempt_list(path: JobPath):
+    """The job's timeline: each attempt's worker, start, resume epoch, end and outcome."""
+    job = _job_or_404(path.job_id)
+    return dump(AttemptsOut, {"job_id": job.id, "items": job_attempts(db(), job.id)})
 
 
 @bp.post("/<int:job_id>/cancel", responses={200: JobOut, 202: JobOut, 409: ErrorResponse},

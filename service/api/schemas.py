@@ -54,6 +54,7 @@ class JobQuery(BaseModel):
 
     status: Literal[tuple(JobStatus)] | None = None
     name: str | None = Field(None, max_length=200)
+    sweep_id: int | None = Field(None, ge=1, le=MAX_ID, description="only this sweep's trials")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 

@@ -11,11 +11,14 @@ from service.db.engine import (
 from service.db.models import (
     MAX_ID,
     METRIC_FIELDS,
+    ActivationStat,
     Alias,
     Base,
     Checkpoint,
     EpochMetric,
+    IterationLoss,
     Job,
+    JobAttempt,
     Model,
     ModelTensor,
     Sweep,
@@ -25,7 +28,8 @@ from service.db.models import (
 from service.db.scope import transaction, transactional
 
 __all__ = [
-    "MAX_ID", "METRIC_FIELDS", "Alias", "Base", "Checkpoint", "EpochMetric", "Job", "Model",
+    "MAX_ID", "METRIC_FIELDS", "ActivationStat", "Alias", "Base", "Checkpoint", "EpochMetric",
+    "IterationLoss", "Job", "JobAttempt", "Model",
     "ModelTensor", "Sweep", "SweepTrial", "database_url", "engine_for", "make_engine",
     "normalize_url", "session_factory", "transaction", "transactional", "utcnow",
 ]

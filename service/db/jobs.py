@@ -9,7 +9,6 @@ checked in the same UPDATE that writes, so two deliveries of one job can never b
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,13 +16,24 @@ import numpy as np
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from nncore.training import METRIC_KEYS
+from nncore.training import METRIC_KEYS, EpochRecord
 from nnq.status import JobStatus
+from service.db import records
+from service.db.attempts import close_attempts, open_attempt
 from service.db.idempotent import create_once
-from service.db.models import METRIC_FIELDS, Checkpoint, EpochMetric, Job, Model, utcnow
+from service.db.models import (
+    ATTEMPT_LOST,
+    METRIC_FIELDS,
+    Checkpoint,
+    EpochMetric,
+    Job,
+    Model,
+    utcnow,
+)
 from service.db.paging import DEFAULT_PAGE_SIZE, newest_first
 from service.db.scope import transactional
 from service.db.tensors import tensor_rows
+from service.db.values import finite
 from service.settings import settings
 
 DEFAULT_DEVICE = "cpu"
@@ -32,14 +42,6 @@ DEFAULT_JOB_NAME = "job"
 
 class LeaseLost(RuntimeError):
     """This worker no longer owns the job (its lease expired and another took it)."""
-
-
-def _finite(value: Any) -> float | None:
-    """A JSON-safe float: NaN/inf become None (PostgreSQL's json rejects them)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _owned(job_id: int, owner: str):
@@ -74,13 +76,17 @@ def create_job(session: Session, spec: Mapping[str, Any], device: str = DEFAULT_
 
 @transactional
 def list_jobs(session: Session, status: str | None = None, name: str | None = None,
-              limit: int = DEFAULT_PAGE_SIZE, offset: int = 0) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and the total matching ``status`` and ``name``."""
+              limit: int = DEFAULT_PAGE_SIZE, offset: int = 0, *, sweep_id: int | None = None
+              ) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, and the total matching ``status``, ``name`` and
+    ``sweep_id`` (each only when given)."""
     where = []
     if status:
         where.append(Job.status == status)
     if name:
         where.append(Job.name == name)
+    if sweep_id is not None:
+        where.append(Job.sweep_id == sweep_id)
     return newest_first(session, Job, where, limit, offset)
 
 
@@ -103,8 +109,9 @@ def last_epoch_metrics(session: Session, job_id: int) -> dict[str, Any]:
 def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -> Job | None:
     """Take the job for ``owner`` if it is queued or its lease expired; else None.
 
-    One conditional UPDATE makes the claim exclusive. A job out of attempts is
-    failed here instead, and a cancel requested of a dead worker's job ends it.
+    One conditional UPDATE makes the claim exclusive; the claim's attempt row is written in
+    the same transaction. A job out of attempts is failed here instead, and a cancel
+    requested of a dead worker's job ends it.
     """
     now = utcnow()
     claimed = session.execute(
@@ -117,33 +124,42 @@ def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -
                 started_at=func.coalesce(Job.started_at, now), updated_at=now)
     ).rowcount
     if claimed:
-        return get_job(session, job_id)
+        job = get_job(session, job_id)
+        open_attempt(session, job, owner, now)
+        return job
     _settle_unclaimable(session, job_id, now)
     return None
 
 
 def _settle_unclaimable(session: Session, job_id: int, now: dt.datetime) -> None:
-    """End a claimable job that may not run again: cancelled, or out of attempts."""
+    """End a claimable job that may not run again: cancelled, or out of attempts. Its open
+    attempt, if any, belonged to a worker that died: it ends ``lost``."""
     job = get_job(session, job_id)
     if job is None or job.is_terminal:
         return
     if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at >= now:
         return
+    claimable = and_(Job.id == job_id, _claimable(now))
     if job.cancel_requested:
-        _end(session, JobStatus.CANCELLED, None, and_(Job.id == job_id, _claimable(now)))
+        _end(session, job_id, JobStatus.CANCELLED, None, claimable, ATTEMPT_LOST)
     elif job.attempts >= job.max_attempts:
         reason = (f"gave up after {job.attempts} attempt(s): the worker stopped without "
                   f"finishing each time (last owner {job.lease_owner or 'none'})")
-        _end(session, JobStatus.FAILED, reason, and_(Job.id == job_id, _claimable(now)))
+        _end(session, job_id, JobStatus.FAILED, reason, claimable, ATTEMPT_LOST)
 
 
-def _end(session: Session, status: JobStatus, error: str | None, where) -> bool:
+def _end(session: Session, job_id: int, status: JobStatus, error: str | None, where,
+         outcome: str | None = None) -> bool:
+    """End the job with ``status`` where ``where`` holds; its open attempt ends with
+    ``outcome`` (default: the status)."""
     now = utcnow()
     done = session.execute(
         update(Job).where(where, Job.status.in_(JobStatus.LIVE))
         .values(status=status, error=error, finished_at=now, updated_at=now,
                 lease_owner=None, lease_expires_at=None)
     ).rowcount
+    if done:
+        close_attempts(session, job_id, outcome or status, now)
     return bool(done)
 
 
@@ -193,8 +209,10 @@ def request_cancel(session: Session, job_id: int) -> Job | None:
 @transactional
 def record_epoch(session: Session, job_id: int, owner: str, metrics: Mapping[str, Any],
                  checkpoint: bytes, *, iteration: int | None = None,
-                 total_iterations: int | None = None) -> None:
-    """One epoch's metrics row and the job's checkpoint, together or not at all.
+                 total_iterations: int | None = None,
+                 record: EpochRecord | None = None) -> None:
+    """One epoch's metrics row, its run record (losses, activation statistics) and the job's
+    checkpoint, together or not at all; a repeated epoch replaces its rows.
 
     Raises LeaseLost when another worker owns the job, writing nothing.
     """
@@ -209,7 +227,9 @@ def record_epoch(session: Session, job_id: int, owner: str, metrics: Mapping[str
     session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id,
                                               EpochMetric.epoch == epoch))
     session.add(EpochMetric(job_id=job_id, epoch=epoch,
-                            **{f: _finite(metrics.get(f)) for f in METRIC_FIELDS}))
+                            **{f: finite(metrics.get(f)) for f in METRIC_FIELDS}))
+    if record is not None:
+        records.replace_epoch(session, job_id, record)
     stored = session.get(Checkpoint, job_id)
     if stored is None:
         session.add(Checkpoint(job_id=job_id, epoch=epoch, state=checkpoint))
@@ -237,13 +257,14 @@ def finish_job(session: Session, job_id: int, owner: str, network, metrics: Mapp
             .values(status=JobStatus.SUCCEEDED, finished_at=now, updated_at=now, error=None,
                     lease_owner=None, lease_expires_at=None)).rowcount:
         raise LeaseLost(f"job {job_id}: lease lost before the model was stored")
+    close_attempts(session, job_id, JobStatus.SUCCEEDED, now)
     job = session.get(Job, job_id)
     roles = network.tensor_roles()
     model = Model(
         job_id=job_id, name=job.name, input_shape=[int(d) for d in network.input_shape],
         num_classes=int(network.num_classes), dtype=np.dtype(network.dtype).name,
         layers=list(network.layers_spec),
-        metrics={k: (_finite(v) if isinstance(v, float | np.floating) else v)
+        metrics={k: (finite(v) if isinstance(v, float | np.floating) else v)
                  for k, v in metrics.items()},
         data_fingerprint=fingerprint,
         tensors=tensor_rows(network.state_dict(), roles))
@@ -257,30 +278,34 @@ def finish_job(session: Session, job_id: int, owner: str, network, metrics: Mapp
 def fail_job(session: Session, job_id: int, reason: str, owner: str | None = None) -> bool:
     """End a job ``failed`` with a readable reason; with ``owner``, only if still ours."""
     where = _owned(job_id, owner) if owner else (Job.id == job_id)
-    return _end(session, JobStatus.FAILED, reason, where)
+    return _end(session, job_id, JobStatus.FAILED, reason, where)
 
 
 @transactional
 def mark_cancelled(session: Session, job_id: int, owner: str | None = None) -> bool:
     """End a job ``cancelled`` (its worker saw the flag between iterations)."""
     where = _owned(job_id, owner) if owner else (Job.id == job_id)
-    return _end(session, JobStatus.CANCELLED, None, where)
+    return _end(session, job_id, JobStatus.CANCELLED, None, where)
 
 
 @transactional
 def mark_pruned(session: Session, job_id: int, owner: str, reason: str) -> bool:
     """End a sweep trial ``pruned`` (early stopping); its metrics rows stay, no model."""
-    return _end(session, JobStatus.PRUNED, reason, _owned(job_id, owner))
+    return _end(session, job_id, JobStatus.PRUNED, reason, _owned(job_id, owner))
 
 
 @transactional
 def release_job(session: Session, job_id: int, owner: str, error: str) -> bool:
-    """Hand a job back to the queue after a transient error, keeping its checkpoint."""
+    """Hand a job back to the queue after a transient error, keeping its checkpoint; the
+    attempt ends ``queued`` (the job's error says why)."""
+    now = utcnow()
     released = session.execute(
         update(Job).where(_owned(job_id, owner))
         .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, error=error,
-                updated_at=utcnow())
+                updated_at=now)
     ).rowcount
+    if released:
+        close_attempts(session, job_id, JobStatus.QUEUED, now)
     return bool(released)
 
 
@@ -298,7 +323,8 @@ def requeue_expired(session: Session, job_id: int) -> bool:
     """Move a dead worker's job back to ``queued`` so exactly one caller re-enqueues it.
 
     Jobs out of attempts (or cancelled meanwhile) are ended instead; returns
-    True only when the caller should send a new message.
+    True only when the caller should send a new message. The dead worker's attempt ends
+    ``lost`` either way.
     """
     now = utcnow()
     moved = session.execute(
@@ -308,7 +334,9 @@ def requeue_expired(session: Session, job_id: int) -> bool:
         .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None,
                 updated_at=now)
     ).rowcount
-    if not moved:
+    if moved:
+        close_attempts(session, job_id, ATTEMPT_LOST, now)
+    else:
         _settle_unclaimable(session, job_id, now)
     return bool(moved)
 

@@ -32,6 +32,9 @@ from nncore.training import METRIC_KEYS
 from nnq.status import JobStatus, SweepStatus
 
 TENSOR_ROLES = ("param", "buffer")
+# How an attempt ends when its worker stopped renewing the lease (else: the job's status).
+ATTEMPT_LOST = "lost"
+ATTEMPT_OUTCOMES = (*JobStatus, ATTEMPT_LOST)
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns; larger ones cannot exist
 # The columns of epoch_metrics besides job and epoch: what nncore reports per epoch.
 METRIC_FIELDS = tuple(key for key in METRIC_KEYS if key != "epoch")  # epoch_metrics columns
@@ -123,6 +126,64 @@ class EpochMetric(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="metrics")
+
+
+class IterationLoss(Base):
+    """One kept point of the per-iteration loss curve (nncore keeps every ``loss_stride``-th
+    iteration and each epoch's last); written with its epoch's metrics row."""
+
+    __tablename__ = "iteration_losses"
+    __table_args__ = (UniqueConstraint("job_id", "iteration"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    iteration: Mapped[int]
+    epoch: Mapped[int]
+    loss: Mapped[float | None] = mapped_column(Float)
+
+
+class ActivationStat(Base):
+    """One layer's eval-mode output on the probe batch at the end of one epoch: the lecture's
+    per-layer histogram, with its mean and std."""
+
+    __tablename__ = "activation_stats"
+    __table_args__ = (UniqueConstraint("job_id", "epoch", "layer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    layer: Mapped[int]
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(32))
+    probe_size: Mapped[int]
+    mean: Mapped[float | None] = mapped_column(Float)
+    std: Mapped[float | None] = mapped_column(Float)
+    edges: Mapped[list[Any]]
+    counts: Mapped[list[Any]]
+
+
+class JobAttempt(Base):
+    """One claim of a job by a worker: who, from which epoch, and how it ended.
+
+    ``outcome`` is the job status the attempt ended with, ``lost`` when its worker stopped
+    renewing the lease, NULL while it runs.
+    """
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        CheckConstraint(_in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    worker: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    resumed_from_epoch: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 class Checkpoint(Base):

@@ -19,12 +19,6 @@ LEASE_S = 60
 
 
 @pytest.fixture
-def session(sessions):
-    with sessions() as s:
-        yield s
-
-
-@pytest.fixture
 def job(session):
     return store.create_job(session, SPEC, "cpu")[0]
 

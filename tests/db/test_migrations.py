@@ -9,7 +9,7 @@ from service.db import Base, make_engine
 from tests.support import alembic_config
 
 TABLES = {"jobs", "epoch_metrics", "checkpoints", "models", "model_tensors", "aliases",
-          "sweeps", "sweep_trials"}
+          "sweeps", "sweep_trials", "iteration_losses", "activation_stats", "job_attempts"}
 
 
 def _diff(url: str) -> list:

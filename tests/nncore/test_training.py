@@ -53,7 +53,8 @@ def test_every_training_sample_is_seen_once_per_epoch():
 def test_progress_and_epoch_callbacks_follow_the_contract():
     progress, rows = [], []
     run = TrainingRun.from_spec(job(epochs=2))
-    metrics = run.fit(on_iteration=progress.append, on_epoch=rows.append)
+    metrics = run.fit(on_iteration=progress.append,
+                      on_epoch=lambda row, _record: rows.append(row))
     assert progress[0] == {"epoch": 1, "iteration": 1, "total_iterations": 10}
     assert progress[-1] == {"epoch": 2, "iteration": 10, "total_iterations": 10}
     assert [p["iteration"] for p in progress] == list(range(1, 11))
@@ -81,7 +82,7 @@ def test_resume_after_epoch_one_of_three_is_bit_identical_with_batchnorm_and_dro
     uninterrupted = TrainingRun.from_spec(spec)
     saved = {}
 
-    def on_epoch(metrics):
+    def on_epoch(metrics, _record):
         if metrics["epoch"] == 1:
             saved["state"] = nncore.state_to_bytes(uninterrupted.checkpoint())
 

@@ -87,6 +87,17 @@ def test_list_filters_pages_and_shows_newest_first(client):
     assert [j["id"] for j in cancelled["items"]] == [ids[1]]
 
 
+def test_list_filters_by_sweep(client):
+    sweep = {"name": "s", "base": SPEC, "space": {"train.seed": {"grid": [1, 2]}},
+             "strategy": "grid", "parallelism": 2}
+    client.post("/api/v1/jobs", json=SPEC)
+    made = client.post("/api/v1/sweeps", json=sweep).get_json()
+    trial_jobs = sorted((t["job_id"] for t in made["trials"]), reverse=True)
+    listed = client.get(f"/api/v1/jobs?sweep_id={made['id']}").get_json()
+    assert listed["total"] == 2 and [j["id"] for j in listed["items"]] == trial_jobs
+    assert client.get("/api/v1/jobs?sweep_id=0").status_code == 422
+
+
 def test_cancel_queued_job_ends_it_at_once_and_twice_is_a_conflict(client):
     job_id = client.post("/api/v1/jobs", json=SPEC).get_json()["id"]
     r = client.post(f"/api/v1/jobs/{job_id}/cancel")

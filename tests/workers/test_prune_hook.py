@@ -11,21 +11,11 @@ from sqlalchemy.exc import OperationalError
 
 from service.db import EpochMetric
 from service.db import jobs as store
+from tests.workers.conftest import LEASE_S, OWNER
 from workers.tracker import JobTracker, Pruned
 
-SPEC = {"data": {"dataset": "synthetic"}, "model": {"preset": "mlp", "hidden": [8]}}
-LEASE_S = 60
-OWNER = "me"
 ROW = {"epoch": 1, "train_loss": 2.0, "train_acc": 0.2, "val_acc": 0.1, "test_acc": 0.1,
        "seconds": 0.1}
-
-
-@pytest.fixture
-def claimed(sessions):
-    with sessions() as session:
-        job = store.create_job(session, SPEC, "cpu")[0]
-        store.claim_job(session, job.id, OWNER, LEASE_S)
-        return job.id
 
 
 def _rows(sessions, job_id):

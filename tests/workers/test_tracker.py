@@ -3,10 +3,8 @@
 import pytest
 
 from service.db import jobs as store
+from tests.workers.conftest import LEASE_S, OWNER
 from workers.tracker import CANCEL_POLL_S, PROGRESS_INTERVAL_S, JobTracker
-
-SPEC = {"data": {"dataset": "synthetic"}, "model": {"preset": "mlp", "hidden": [8]}}
-LEASE_S = 60
 
 
 class SteppedClock:
@@ -17,21 +15,13 @@ class SteppedClock:
         return self.now
 
 
-@pytest.fixture
-def claimed(sessions):
-    with sessions() as session:
-        job = store.create_job(session, SPEC, "cpu")[0]
-        store.claim_job(session, job.id, "me", LEASE_S)
-        return job.id
-
-
 def _progress(iteration):
     return {"epoch": 1, "iteration": iteration, "total_iterations": 100}
 
 
 def test_progress_is_written_at_most_once_per_interval(sessions, claimed):
     clock = SteppedClock()
-    with JobTracker(sessions, claimed, "me", LEASE_S, bytes, clock=clock) as tracker:
+    with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes, clock=clock) as tracker:
         for i in range(1, 50):
             tracker.on_iteration(_progress(i))
         with sessions() as session:
@@ -44,7 +34,7 @@ def test_progress_is_written_at_most_once_per_interval(sessions, claimed):
 
 def test_cancel_flag_is_seen_at_the_next_poll(sessions, claimed):
     clock = SteppedClock()
-    with JobTracker(sessions, claimed, "me", LEASE_S, bytes, clock=clock) as tracker:
+    with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes, clock=clock) as tracker:
         assert not tracker.should_stop()
         with sessions() as session:
             store.request_cancel(session, claimed)
@@ -56,7 +46,7 @@ def test_cancel_flag_is_seen_at_the_next_poll(sessions, claimed):
 def test_a_lost_lease_stops_training(sessions, claimed):
     with sessions() as session:
         store.fail_job(session, claimed, "taken away")
-    with JobTracker(sessions, claimed, "me", LEASE_S, bytes) as tracker:
+    with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes) as tracker:
         tracker.on_iteration(_progress(1))
         with pytest.raises(store.LeaseLost):
             tracker.should_stop()
