@@ -12,6 +12,7 @@ from service.dashboard.job_rows import job_page
 from service.dashboard.paging import Pager
 from service.dashboard.queries import JobFilters, compared_ids, known_id, page_number
 from service.dashboard.spec_diff import differing
+from service.dashboard.twins import twins
 from service.db import Job
 from service.db import jobs as job_store
 
@@ -38,10 +39,9 @@ def jobs():
     """Every job, newest first, a page at a time; the script keeps live rows current."""
     filters = JobFilters.from_args(request.args)
     number = page_number(request.args)
-    offset = (number - 1) * JOBS_PER_PAGE
-    rows, total = job_page(db(), filters, JOBS_PER_PAGE, offset)
+    rows, total = job_page(db(), filters, JOBS_PER_PAGE, Pager.offset_of(number, JOBS_PER_PAGE))
     return render_template("jobs.html", rows=rows, filters=filters, statuses=list(JobStatus),
-                           pager=Pager(number, JOBS_PER_PAGE, total), live=JobStatus.LIVE)
+                           pager=Pager(number, JOBS_PER_PAGE, total))
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -51,7 +51,7 @@ def job(job_id: int):
     layers, layers_error = expanded_layers(found.spec)
     return render_template("job.html", job=found, layers=layers, layers_error=layers_error,
                            metrics=job_store.epoch_metrics(db(), found.id),
-                           live=found.status in JobStatus.LIVE)
+                           twins=twins(db(), found), live=found.status in JobStatus.LIVE)
 
 
 @bp.get("/compare")

@@ -74,6 +74,23 @@ def test_bad_query_values_are_a_400_page(page):
         assert "<nav>" in text and query.split("=")[0] + ":" in text
 
 
+def test_odd_query_values_are_a_400_page_not_a_server_error(page):
+    # "²" passes str.isdigit but not int(); int() refuses 4,301+ digits; PostgreSQL refuses
+    # a NUL in a parameter: each was a 500 before.
+    for path in ("/?page=%C2%B2", "/?sweep=%C2%B2", "/?page=" + "1" * 5000, "/?name=a%00b",
+                 "/compare?jobs=1,%C2%B2", "/compare?jobs=" + "9" * 5000):
+        status, text = page(path)
+        assert status == 400, path[:40]
+        assert "<nav>" in text, path[:40]
+
+
+def test_a_page_past_the_last_links_back_to_the_last(sessions, page):
+    add_job(sessions, "only")
+    status, text = page("/?page=7")
+    assert status == 200 and "No jobs on this page" in text
+    assert 'class="page-link" href="/?page=1">‹ previous' in text and "page 7 of 1" in text
+
+
 def test_job_page_shows_spec_layers_metrics_timeline_and_controls(sessions, page):
     job_id = add_job(sessions, "bn-mlp")
     run_job(sessions, job_id, [0.7, 0.95])
@@ -127,3 +144,19 @@ def test_compare_without_jobs_explains_how_to_pick_them(page):
     assert status == 200 and "Compare selected" in text and 'id="spec-diff"' in text
     assert page("/compare?jobs=1,x")[0] == 400
     assert page("/compare?jobs=" + ",".join(str(i) for i in range(1, 20)))[0] == 400
+
+
+def test_a_job_page_offers_one_click_comparisons_with_its_single_field_twins(sessions, page):
+    with_bn = add_job(sessions, "bn-on")
+    without_bn = add_job(sessions, "bn-off", spec={**SPEC, "model": {**SPEC["model"],
+                                                                   "batchnorm": False}})
+    two_changes = add_job(sessions, "other", spec={**SPEC, "model": {**SPEC["model"],
+                                                                    "hidden": [8]},
+                                                   "train": {"epochs": 9}})
+    _, text = page(f"/jobs/{with_bn}")
+    assert f'data-twin-id="{without_bn}"' in text
+    assert f'href="/compare?jobs={with_bn},{without_bn}"' in text
+    assert "<code>model.batchnorm</code> true here, false there" in text
+    assert f'data-twin-id="{two_changes}"' not in text
+    _, text = page(f"/jobs/{two_changes}")
+    assert 'data-twin-id="' not in text and "No recent job differs" in text
