@@ -22,6 +22,17 @@ FIXED_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 CONSTANT_HALF_WIDTH = 0.5
 
 
+def _finite_range(flat: np.ndarray) -> tuple[float, float]:
+    """min..max of the finite values. NaN or inf (an eval-mode pass that overflowed) would
+    make ``np.histogram`` raise and end the job; they fall outside the bins instead, and the
+    mean and std stored for them are null. All non-finite: the bins sit around zero."""
+    low, high = float(flat.min()), float(flat.max())
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high
+    kept = flat[np.isfinite(flat)]
+    return (float(kept.min()), float(kept.max())) if kept.size else (0.0, 0.0)
+
+
 def output_statistics(values, kind: str, bins: int = HISTOGRAM_BINS) -> dict:
     """Mean, std and histogram of one layer's output (any shape), all elements pooled.
 
@@ -30,7 +41,7 @@ def output_statistics(values, kind: str, bins: int = HISTOGRAM_BINS) -> dict:
     ``len(counts) + 1`` values.
     """
     flat = np.asarray(values).ravel()                          # (N * features,)
-    low, high = FIXED_RANGES.get(kind) or (float(flat.min()), float(flat.max()))
+    low, high = FIXED_RANGES.get(kind) or _finite_range(flat)
     if high <= low:
         low, high = low - CONSTANT_HALF_WIDTH, high + CONSTANT_HALF_WIDTH
     counts, edges = np.histogram(flat, bins=bins, range=(low, high))

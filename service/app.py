@@ -15,6 +15,7 @@ from service.errors import (
     ErrorResponse,
     check_json_body,
     error_responses,
+    refuse_nul_characters,
     register_error_handlers,
     validation_error_callback,
 )
@@ -59,6 +60,7 @@ def create_app(config: dict | None = None) -> OpenAPI:
     app.teardown_appcontext(close_db)
     app.before_request(require_token)
     app.before_request(check_json_body)
+    app.before_request(refuse_nul_characters)
     register_error_handlers(app)
     register_api(app)
     register_dashboard(app)

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from nncore import SpecError
+from nncore.errors import join_path
+from service.api import API_PREFIX
 from nncore.schema import field_path
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,47 @@ def check_json_body():
         raise BadRequest(f"{BODY}: malformed JSON ({_json_problem(request.get_data())})") from exc
     except RecursionError as exc:
         raise BadRequest(f"{BODY}: JSON nested too deeply") from exc
+    return None
+
+
+NUL = "\x00"
+NUL_PROBLEM = "contains a NUL character, which no field accepts"
+
+
+def refuse_nul_characters():
+    """Before each API request: a NUL character is never valid input, and PostgreSQL refuses to
+    store or even compare one, so it is a 422 naming where it was instead of a 500."""
+    if not request.path.startswith(API_PREFIX):
+        return None
+    if NUL in request.path:
+        return invalid_response([("path", NUL_PROBLEM)])
+    for key, value in request.args.items(multi=True):
+        if NUL in key or NUL in value:
+            return invalid_response([(key.replace(NUL, "") or "query", NUL_PROBLEM)])
+    if request.is_json and request.get_data(cache=True):
+        where = _nul_in(request.get_json(silent=True))
+        if where is not None:
+            return invalid_response([(where or BODY, NUL_PROBLEM)])
+    return None
+
+
+def _nul_in(value, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL in parsed JSON, else None."""
+    if isinstance(value, str):
+        return path if NUL in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        where = join_path(path, str(key).replace(NUL, ""))
+        if NUL in str(key):
+            return where or BODY
+        found = _nul_in(item, where)
+        if found is not None:
+            return found
     return None
 
 

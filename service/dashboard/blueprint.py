@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from nnq.status import JobStatus
 from service.api import API_PREFIX
 from service.dashboard import formatting
 from service.dashboard.queries import BadQuery
@@ -20,8 +21,10 @@ for _name, _filter in formatting.FILTERS.items():
 
 @bp.context_processor
 def _page_globals() -> dict:
-    """What every page's scripts need: where the JSON API is."""
-    return {"api_base": request.script_root + API_PREFIX}
+    """What every page's scripts need: where the JSON API is, and which statuses may still
+    change (jobs' and sweeps' share them), so no script keeps its own copy of the vocabulary."""
+    return {"api_base": request.script_root + API_PREFIX,
+            "live_statuses": ",".join(sorted(JobStatus.LIVE))}
 
 
 @bp.errorhandler(NOT_FOUND)

@@ -23,7 +23,9 @@ class JobRow:
 
 def job_page(session: Session, filters: JobFilters, limit: int, offset: int
              ) -> tuple[list[JobRow], int]:
-    """One page of rows, newest first, and how many jobs match in all."""
+    """One page of rows, newest first, and how many jobs match in all: three queries
+    whatever the page size (page, count, the page's last epochs)."""
     jobs, total = job_store.list_jobs(session, filters.status, filters.name, limit, offset,
                                       sweep_id=filters.sweep)
-    return [JobRow(job, job_store.last_epoch_metrics(session, job.id)) for job in jobs], total
+    last = job_store.last_epoch_metrics_of(session, [job.id for job in jobs])
+    return [JobRow(job, last.get(job.id, {})) for job in jobs], total

@@ -15,9 +15,14 @@ class Pager:
     size: int
     total: int
 
+    @staticmethod
+    def offset_of(number: int, size: int) -> int:
+        """The first row (0-based) of page ``number``: what to query before the total is known."""
+        return (number - 1) * size
+
     @property
     def offset(self) -> int:
-        return (self.number - 1) * self.size
+        return self.offset_of(self.number, self.size)
 
     @property
     def last(self) -> int:
@@ -32,10 +37,11 @@ class Pager:
         return min(self.total, self.offset + self.size)
 
     def links(self) -> list[tuple[str, int]]:
-        """(label, page) for first, previous, the numbers around this page, next, last."""
+        """(label, page) for first, previous, the numbers around this page, next, last. Past
+        the last page (rows removed since the link was made) "previous" goes to the last."""
         out: list[tuple[str, int]] = []
         if self.number > 1:
-            out += [("« first", 1), ("‹ previous", self.number - 1)]
+            out += [("« first", 1), ("‹ previous", min(self.number - 1, self.last))]
         low = max(1, self.number - LINK_RADIUS)
         high = min(self.last, self.number + LINK_RADIUS)
         out += [(str(n), n) for n in range(low, high + 1)]

@@ -12,19 +12,31 @@ from service.db import MAX_ID
 
 MAX_PAGE_NUMBER = 10**6  # keeps OFFSET far inside every database's integer range
 MAX_COMPARED = 12  # more curves than this on one chart are unreadable
+NUL = "\x00"
 
 
 class BadQuery(ValueError):
     """A query parameter the page cannot use; the message names it."""
 
 
+def _whole(raw: str, low: int, high: int) -> int | None:
+    """``raw`` as an int in [low, high], else None. ASCII digits only and no longer than
+    ``high``: ``str.isdigit`` accepts "²", which ``int`` rejects, and ``int`` refuses strings
+    of more than 4,300 digits; either would be a 500 instead of a 400."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
 def _int(args: MultiDict, key: str, *, low: int, high: int) -> int | None:
     raw = args.get(key, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = _whole(raw, low, high)
+    if value is None:
         raise BadQuery(f"{key}: expected a whole number from {low} to {high}, got {raw!r}")
-    return int(raw)
+    return value
 
 
 def page_number(args: MultiDict) -> int:
@@ -45,8 +57,10 @@ class JobFilters:
         status = args.get("status", "").strip() or None
         if status is not None and status not in set(JobStatus):
             raise BadQuery(f"status: expected one of {', '.join(JobStatus)}, got {status!r}")
-        return cls(status=status, name=args.get("name", "").strip() or None,
-                   sweep=_int(args, "sweep", low=1, high=MAX_ID))
+        name = args.get("name", "").strip() or None
+        if name is not None and NUL in name:  # PostgreSQL rejects it in a parameter: a 500
+            raise BadQuery("name: must not contain a NUL character")
+        return cls(status=status, name=name, sweep=_int(args, "sweep", low=1, high=MAX_ID))
 
     def as_args(self) -> dict:
         """The filters that are set, as query arguments (for pagination links)."""
@@ -60,10 +74,11 @@ def compared_ids(args: MultiDict) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= MAX_ID:
+        job_id = _whole(part, 1, MAX_ID)
+        if job_id is None:
             raise BadQuery(f"jobs: expected comma-separated job ids, got {part!r}")
-        if int(part) not in ids:
-            ids.append(int(part))
+        if job_id not in ids:
+            ids.append(job_id)
     if len(ids) > MAX_COMPARED:
         raise BadQuery(f"jobs: at most {MAX_COMPARED} jobs can be compared at once")
     return ids

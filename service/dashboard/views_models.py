@@ -34,8 +34,8 @@ def class_names(model: Model) -> list[str]:
 @bp.get("/models")
 def models():
     number = page_number(request.args)
-    pager_offset = (number - 1) * MODELS_PER_PAGE
-    found, total = model_store.list_models(db(), MODELS_PER_PAGE, pager_offset)
+    found, total = model_store.list_models(db(), MODELS_PER_PAGE,
+                                           Pager.offset_of(number, MODELS_PER_PAGE))
     aliases = model_store.aliases_of(db(), [m.id for m in found])
     return render_template("models.html", models=found, aliases=aliases,
                            pager=Pager(number, MODELS_PER_PAGE, total))

@@ -19,7 +19,7 @@ COMPARE_TOP = 3  # the top trials one click compares
 def sweeps():
     number = page_number(request.args)
     found, total = sweep_store.list_sweeps(db(), None, SWEEPS_PER_PAGE,
-                                           (number - 1) * SWEEPS_PER_PAGE)
+                                           Pager.offset_of(number, SWEEPS_PER_PAGE))
     return render_template("sweeps.html", sweeps=found,
                            counts=sweep_store.trial_counts(db(), found),
                            pager=Pager(number, SWEEPS_PER_PAGE, total))
@@ -34,7 +34,8 @@ def sweep(sweep_id: int):
     top_jobs = [t.job_id for t in ranked if t.job_id is not None][:COMPARE_TOP]
     return render_template("sweep.html", sweep=found, trials=ranked, best=best,
                            counts=counts(ranked),
-                           params=list(found.request.get("space", {})), top_jobs=top_jobs)
+                           params=list(found.request.get("space", {})), top_jobs=top_jobs,
+                           compare_top=COMPARE_TOP)
 
 
 @bp.get("/workers")

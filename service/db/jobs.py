@@ -106,6 +106,19 @@ def last_epoch_metrics(session: Session, job_id: int) -> dict[str, Any]:
 
 
 @transactional
+def last_epoch_metrics_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``last_epoch_metrics`` of many jobs in one query (a list page, not one per row); a job
+    without a finished epoch is absent."""
+    if not job_ids:
+        return {}
+    last = (select(EpochMetric.job_id, func.max(EpochMetric.epoch).label("epoch"))
+            .where(EpochMetric.job_id.in_(job_ids)).group_by(EpochMetric.job_id).subquery())
+    rows = session.scalars(select(EpochMetric).join(
+        last, and_(EpochMetric.job_id == last.c.job_id, EpochMetric.epoch == last.c.epoch)))
+    return {row.job_id: {k: getattr(row, k) for k in METRIC_KEYS} for row in rows}
+
+
+@transactional
 def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -> Job | None:
     """Take the job for ``owner`` if it is queued or its lease expired; else None.
 

@@ -90,6 +90,17 @@ def test_non_finite_values_are_stored_as_null(session, claimed):
     assert stat.mean is None and stat.edges == [None, 0.0]
 
 
+def test_last_epoch_metrics_of_many_jobs_match_one_at_a_time(session, claimed):
+    other = store.create_job(session, SPEC, "cpu")[0].id
+    for epoch in (1, 2):
+        store.record_epoch(session, claimed, OWNER, {**_metrics(epoch), "train_acc": epoch / 4},
+                           b"state")
+    last = store.last_epoch_metrics_of(session, [claimed, other])
+    assert last == {claimed: store.last_epoch_metrics(session, claimed)}
+    assert last[claimed]["epoch"] == 2 and last[claimed]["train_acc"] == 0.5
+    assert store.last_epoch_metrics_of(session, []) == {}
+
+
 def test_loss_every_follows_the_jobs_reported_iteration_count(session, claimed):
     job = store.get_job(session, claimed)
     assert records.loss_every(job) == 1

@@ -72,6 +72,15 @@ def test_bounded_activations_get_their_fixed_range_and_a_constant_output_still_b
     assert dead["mean"] == dead["std"] == 0.0
 
 
+def test_non_finite_outputs_fall_outside_the_bins_instead_of_raising():
+    values = np.array([[1.0, 2.0], [np.nan, np.inf]], np.float32)
+    stats = output_statistics(values, "relu", bins=4)
+    assert (stats["edges"][0], stats["edges"][-1]) == (1.0, 2.0) and sum(stats["counts"]) == 2
+    assert np.isnan(stats["mean"])  # stored as null
+    overflowed = output_statistics(np.full((2, 2), np.nan), "relu")
+    assert sum(overflowed["counts"]) == 0 and len(overflowed["edges"]) == HISTOGRAM_BINS + 1
+
+
 def test_small_std_init_squeezes_deep_sigmoid_activations_but_xavier_does_not():
     """The lecture's figure: with std 0.01 every sigmoid layer outputs about 0.5; Xavier keeps
     a spread through the depth."""

@@ -207,3 +207,20 @@ def test_npy_header_claiming_a_huge_array_is_refused_before_allocating(client, t
     structured = npy(np.zeros((2,), dtype=[("a", "f4")]))
     assert_error(predict(client, trained[0], data=structured, content_type="application/x-npy"),
                  422, "body", "numbers")
+
+
+@pytest.mark.parametrize("method,path,body,field", [
+    ("get", "/api/v1/jobs?name=a%00b", None, "name"),
+    ("post", "/api/v1/jobs", {**GOOD, "name": "a\u0000b"}, "name"),
+    ("post", "/api/v1/jobs", with_("model", {"layers": [{"type": "affine\u0000", "units": 10}]}),
+     "model.layers[0].type"),
+    ("post", "/api/v1/sweeps", {"name": "s\u0000", "base": GOOD,
+                                "space": {"train.seed": {"grid": [1]}}}, "name"),
+    ("get", "/api/v1/models/a%00b", None, "path"),
+    ("post", "/api/v1/models/a%00b/predict", {"inputs": [[0.0] * 784]}, "path"),
+])
+def test_a_nul_character_anywhere_is_422_naming_where_not_a_5xx(client, method, path, body,
+                                                                 field):
+    response = getattr(client, method)(path, json=body) if body else getattr(client, method)(path)
+    error = assert_error(response, 422, field, "NUL")
+    assert error["details"][0]["field"] == field

@@ -8,7 +8,7 @@
   const $ = (id) => document.getElementById(id);
   const GAP_OPENS = 0.02; // train − test above this counts as an open overfitting gap
   const ACCURACIES = [["train_acc", "train"], ["val_acc", "val"], ["test_acc", "test"]];
-  const seen = {iteration: null, epoch: null, status: null};
+  const seen = {epoch: null, status: null};
 
   function showJob(job) {
     const {epoch, iteration, total_iterations: total} = job.progress;
@@ -23,7 +23,7 @@
 
   function drawLosses(losses) {
     const points = losses ? losses.items.filter((r) => r.loss !== null).map((r) => [r.iteration, r.loss]) : [];
-    const note = losses && losses.every > 1 ? ` (every ${losses.every}th)` : "";
+    const note = losses && losses.every > 1 ? ` (every ${losses.every}-th iteration)` : "";
     Charts.draw($("loss-chart"), {
       xAxis: {type: "value", name: "iteration", min: "dataMin"},
       yAxis: {type: "value", name: "loss", scale: true},
@@ -98,20 +98,20 @@
   async function refresh() {
     const job = await NNQ.get(`/jobs/${jobId}`);
     showJob(job);
-    const {epoch, iteration} = job.progress;
-    if (iteration !== seen.iteration || job.status !== seen.status) {
-      drawLosses(await NNQ.optional(`/jobs/${jobId}/losses`));
-    }
+    const {epoch} = job.progress;
+    // Losses, metrics and activations are all written when an epoch ends (one transaction),
+    // so a new epoch or status is the only time they can have changed.
     if (epoch !== seen.epoch || job.status !== seen.status) {
-      const [metrics, activations, attempts] = await Promise.all([
-        NNQ.get(`/jobs/${jobId}/metrics`), NNQ.optional(`/jobs/${jobId}/activations`),
-        NNQ.optional(`/jobs/${jobId}/attempts`)]);
+      const [losses, metrics, activations, attempts] = await Promise.all([
+        NNQ.optional(`/jobs/${jobId}/losses`), NNQ.get(`/jobs/${jobId}/metrics`),
+        NNQ.optional(`/jobs/${jobId}/activations`), NNQ.optional(`/jobs/${jobId}/attempts`)]);
+      drawLosses(losses);
       drawAccuracies(metrics.items);
       showMetricsTable(metrics.items);
       drawActivations(activations);
       showTimeline(job, attempts);
     }
-    Object.assign(seen, {iteration, epoch, status: job.status});
+    Object.assign(seen, {epoch, status: job.status});
     return NNQ.LIVE.has(job.status);
   }
 

@@ -14,7 +14,7 @@ const NNQ = (() => {
   const PERCENT = 100;
   const SIGNIFICANT = 4;
   const MISSING = "—";
-  const LIVE = new Set(["queued", "running"]);
+  const LIVE = new Set(document.body.dataset.live.split(",")); // statuses that may still change
 
   class ApiError extends Error {
     constructor(status, message) {

@@ -8,7 +8,7 @@
   const sweepId = page.dataset.sweepId;
   const metric = page.dataset.metric;
   const $ = (id) => document.getElementById(id);
-  const COMPARE_TOP = 3;
+  const COMPARE_TOP = Number(page.dataset.compareTop); // the server's count, one definition
   const curves = new Map(); // job id -> {epochs, rows}: a trial's curve, refetched when it grows
 
   /** An ECharts axis for a searched parameter: log for log-uniform, categories for choices. */
