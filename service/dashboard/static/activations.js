@@ -6,7 +6,7 @@ const Activations = (() => {
   const TICK_DIGITS = 2;
 
   /** {epochs, layers: [{layer, name, type, kind}], at(epoch, layer)} over the API's items.
-      ``kind`` ("relu 2": the second relu) lines up the same layer of different networks, so
+      ``kind`` ("relu #2": the second relu) lines up the same layer of different networks, so
       a network with BatchNorm compares relu to relu with one without it. */
   function index(items) {
     const byKey = new Map();
@@ -20,7 +20,7 @@ const Activations = (() => {
     const seen = new Map();
     for (const layer of sorted) {
       seen.set(layer.type, (seen.get(layer.type) || 0) + 1);
-      layer.kind = `${layer.type} ${seen.get(layer.type)}`;
+      layer.kind = `${layer.type} #${seen.get(layer.type)}`;
     }
     return {
       epochs,

@@ -43,7 +43,7 @@
     }, runs.some((run) => run.metrics.length));
   }
 
-  /** One row per kind of layer ("relu 2": each network's second relu), one cell per job:
+  /** One row per kind of layer ("relu #2": each network's second relu), one cell per job:
       its histogram, or a note when its network has no such layer. */
   function drawActivations(runs) {
     const container = $("compare-activations");
@@ -69,9 +69,10 @@
         runs.forEach((run, j) => {
           const layer = layerOf(run, kind);
           nodes[j].classList.toggle("activation-chart", layer !== null);
+          nodes[j].classList.toggle("chart", layer !== null);
           if (layer === null) {
             echarts.dispose(nodes[j]);
-            nodes[j].textContent = `${run.label}: no ${kind} layer`;
+            nodes[j].textContent = `${run.label}: no ${kind} layer in this network`;
             return;
           }
           const item = run.activations.at(epoch, layer.layer);
