@@ -23,7 +23,8 @@ IGNORED = frozenset({"name"})  # every job has its own name
 
 @dataclass(frozen=True)
 class Twin:
-    job: Job
+    job_id: int
+    name: str
     path: str      # the one spec field that differs
     mine: Any      # its value in the job the page shows
     theirs: Any    # and in the twin
@@ -31,13 +32,14 @@ class Twin:
 
 def twins(session: Session, job: Job) -> list[Twin]:
     """Up to MAX_TWINS recent jobs differing from ``job`` in exactly one spec field."""
-    recent, _ = job_store.list_jobs(session, limit=TWIN_SEARCH)
     found = []
-    for other in recent:
-        if other.id == job.id:
+    for other_id, name, spec in job_store.recent_specs(session, TWIN_SEARCH):
+        if other_id == job.id:
             continue
-        rows = [row for row in differing([job.spec, other.spec]) if row[0] not in IGNORED]
+        rows = [row for row in differing([job.spec, spec]) if row[0] not in IGNORED]
         if len(rows) == 1:
             path, (mine, theirs) = rows[0]
-            found.append(Twin(other, path, mine, theirs))
-    return found[:MAX_TWINS]
+            found.append(Twin(other_id, name, path, mine, theirs))
+            if len(found) == MAX_TWINS:
+                break
+    return found

@@ -91,6 +91,15 @@ def list_jobs(session: Session, status: str | None = None, name: str | None = No
 
 
 @transactional
+def recent_specs(session: Session, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(id, name, spec)`` of the newest ``limit`` jobs: what a comparison of specs needs,
+    without loading whole rows or counting the table."""
+    rows = session.execute(select(Job.id, Job.name, Job.spec).order_by(Job.id.desc())
+                           .limit(limit))
+    return [tuple(row) for row in rows]
+
+
+@transactional
 def epoch_metrics(session: Session, job_id: int) -> list[EpochMetric]:
     """The job's per-epoch rows, oldest first."""
     return list(session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)
