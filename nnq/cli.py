@@ -1,6 +1,6 @@
 """`nnq`: the command line of nnq — run a local stack, submit and watch jobs, call models.
 
-Every command but `up` and `demo` is a thin HTTP client of the API (`--api` / NNQ_API_URL,
+Every command but `up` and `demo` is a thin layer over `nnq.Client` (`--api` / NNQ_API_URL,
 token NNQ_API_TOKEN), so the CLI works the same against a laptop or a compose deployment.
 `up` and `demo` start server processes; they import what that needs inside the command, so
 the other commands never load Flask, SQLAlchemy or Celery. Failures print the service's error
@@ -18,12 +18,13 @@ import typer
 from rich.table import Table
 
 from nnq import sweep_cli
-from nnq.client import API_PREFIX, ApiError, items
+from nnq.errors import NnqError
 from nnq.follow import report_job, watch_job
-from nnq.inputs import predict_request, read_json
+from nnq.inputs import predict_file, read_json
 from nnq.remote import api, call, options
 from nnq.tables import format_metric, format_value, metrics_table
 from nnq.terminal import console, fail, say
+from nnq.transport import API_PREFIX
 
 PREDICT_ROWS_SHOWN = 20
 UP_LABEL = "nnq up"
@@ -54,14 +55,13 @@ def submit(spec: Path = typer.Argument(..., help="job spec (JSON, see README)"),
     """Submit a training job."""
     body = read_json(spec)
     client = api()
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    job = call(client.post, "/jobs", json=body, headers=headers)
-    console.print(f"submitted job [bold]{job['id']}[/] ({job['status']})")
+    job = call(client.submit, body, idempotency_key=idempotency_key)
+    console.print(f"submitted job [bold]{job.id}[/] ({job.status})")
     if wait:
         try:
-            job = call(watch_job, client, job["id"])
+            job = call(watch_job, client, job.id)
         except KeyboardInterrupt:
-            raise fail(f"stopped watching; job {job['id']} goes on (nnq job {job['id']})") from None
+            raise fail(f"stopped watching; job {job.id} goes on (nnq job {job.id})") from None
         call(report_job, client, job)
 
 
@@ -69,18 +69,16 @@ def submit(spec: Path = typer.Argument(..., help="job spec (JSON, see README)"),
 def jobs(status: Optional[str] = typer.Option(None, help="only jobs with this status"),
          limit: int = typer.Option(50, help="how many, newest first")) -> None:
     """List jobs."""
-    rows = items(call(api().get, "/jobs", status=status, limit=limit))
+    rows = call(api().jobs, status=status, limit=limit)
     table = Table(title="jobs")
     for name in ("id", "name", "status", "device", "progress", "attempts", "model", "error"):
         table.add_column(name)
     for job in rows:
-        progress = job.get("progress") or {}
-        done = f"{progress.get('iteration') or 0}/{progress.get('total_iterations') or '?'}"
-        device = job.get("device") or (job.get("spec") or {}).get("device")
-        table.add_row(format_value(job.get("id")), format_value(job.get("name")),
-                      job.get("status", "?"), format_value(device), done,
-                      format_value(job.get("attempts")), format_value(job.get("model_id")),
-                      format_value(job.get("error")))
+        done = f"{job.progress.iteration or 0}/{job.progress.total_iterations or '?'}"
+        device = job.device or job.spec.get("device")
+        table.add_row(format_value(job.id), format_value(job.name), str(job.status),
+                      format_value(device), done, format_value(job.attempts),
+                      format_value(job.model_id), format_value(job.error))
     console.print(table)
 
 
@@ -88,8 +86,8 @@ def jobs(status: Optional[str] = typer.Option(None, help="only jobs with this st
 def job(job_id: str = typer.Argument(..., help="job id")) -> None:
     """Show one job and its metrics."""
     client = api()
-    console.print_json(data=call(client.get, f"/jobs/{job_id}"))
-    rows = items(call(client.get, f"/jobs/{job_id}/metrics"))
+    console.print_json(data=call(client.job, job_id).to_dict())
+    rows = call(client.metrics, job_id).rows()
     if rows:
         console.print(metrics_table(rows))
 
@@ -97,24 +95,22 @@ def job(job_id: str = typer.Argument(..., help="job id")) -> None:
 @app.command()
 def cancel(job_id: str = typer.Argument(..., help="job id")) -> None:
     """Cancel a queued or running job."""
-    data = call(api().post, f"/jobs/{job_id}/cancel")
-    say(f"job {data.get('id', job_id)}: {data.get('status', 'cancel requested')}")
+    job = call(api().cancel, job_id)
+    say(f"job {job.id}: {job.status}")
 
 
 @app.command()
 def models() -> None:
     """List stored models."""
-    rows = items(call(api().get, "/models"))
+    rows = call(api().models)
     table = Table(title="models")
     for name in ("id", "name", "job", "dtype", "input", "test_acc", "aliases"):
         table.add_column(name)
     for model in rows:
-        metrics = model.get("metrics") or {}
-        table.add_row(format_value(model.get("id")), format_value(model.get("name")),
-                      format_value(model.get("job_id")), format_value(model.get("dtype")),
-                      format_value(model.get("input_shape")),
-                      format_metric(metrics.get("test_acc")),
-                      ", ".join(model.get("aliases") or []))
+        table.add_row(format_value(model.id), format_value(model.name),
+                      format_value(model.job_id), format_value(model.dtype),
+                      format_value(model.input_shape),
+                      format_metric(model.metrics.get("test_acc")), ", ".join(model.aliases))
     console.print(table)
 
 
@@ -123,14 +119,12 @@ def predict(model: str = typer.Argument(..., help="model id or alias"),
             file: Path = typer.Argument(..., help=".npy array, 28x28 .png, or .json samples")
             ) -> None:
     """Classify samples with a stored model."""
-    result = call(api().post, f"/models/{model}/predict", **predict_request(file))
-    labels = result.get("labels", [])
-    probabilities = result.get("probabilities", [])
+    labels, probabilities = call(api().predict, model, predict_file(file))
     table = Table(title=f"model {model}: {len(labels)} sample(s)")
     for name in ("sample", "label", "probability"):
         table.add_column(name, justify="right")
     for index, label in enumerate(labels[:PREDICT_ROWS_SHOWN]):
-        top = max(probabilities[index]) if index < len(probabilities) else None
+        top = probabilities[index].max() if index < len(probabilities) else None
         table.add_row(str(index), str(label), format_metric(top))
     console.print(table)
     if len(labels) > PREDICT_ROWS_SHOWN:
@@ -199,7 +193,7 @@ def demo(epochs: int = typer.Option(5, help="training epochs"),
             run_demo(epochs=epochs, train_limit=train_limit, batch=batch, data_dir=data_dir)
         except DataError as exc:
             raise fail(f"{exc} (install dataset-fashion-mnist or set NNQ_DATA_DIR)") from None
-        except (StackError, ApiError) as exc:
+        except (StackError, NnqError) as exc:
             raise fail(str(exc)) from None
         except (KeyboardInterrupt, _Stop):
             raise fail("interrupted") from None

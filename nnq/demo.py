@@ -8,7 +8,6 @@ stored whole (BatchNorm running statistics included) and served in eval mode.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ import typer
 from rich.table import Table
 
 import nncore
-from nnq.client import Api, items
+from nnq.client import Client
 from nnq.follow import report_job, watch_job
 from nnq.processes import free_port
 from nnq.stack import Stack, StackConfig
@@ -47,21 +46,10 @@ def fresh_sqlite(path: Path) -> Path:
     return path
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def http_accuracy(api: Api, model_id, x: np.ndarray, t: np.ndarray, batch: int) -> float:
+def http_accuracy(client: Client, model_id, x: np.ndarray, t: np.ndarray, batch: int) -> float:
     """Accuracy of the model on (x, t) measured through the predict endpoint, `batch` per call."""
-    correct = 0
-    for start in range(0, len(x), batch):
-        chunk = np.ascontiguousarray(x[start:start + batch], dtype=np.float32)
-        result = api.post(f"/models/{model_id}/predict", content=npy_bytes(chunk),
-                          headers={"Content-Type": "application/octet-stream"})
-        correct += int(np.sum(np.asarray(result["labels"]) == t[start:start + batch]))
-    return correct / len(x)
+    labels, _ = client.predict(model_id, np.asarray(x, dtype=np.float32), batch_size=batch)
+    return int(np.sum(labels == t)) / len(x)
 
 
 def _narrate(text: str) -> None:
@@ -79,17 +67,17 @@ def run_demo(*, epochs: int, train_limit: int | None, batch: int, data_dir: Path
                                   flatten=True)
     _narrate(f"Fashion-MNIST: {len(dataset.x_test)} test images; logs in {config.log_dir}")
     with Stack(config, say=_narrate) as stack:
-        api = Api(stack.api_url)
-        job = api.post("/jobs", json=spec)
-        _narrate(f"submitted job {job['id']}: {spec['model']['preset']} "
+        client = Client(stack.api_url)
+        job = client.submit(spec)
+        _narrate(f"submitted job {job.id}: {spec['model']['preset']} "
                  f"{spec['model']['hidden']}, batchnorm, {epochs} epochs; watch it at "
-                 f"{stack.api_url}/jobs/{job['id']} (dashboard: {stack.api_url}/)")
-        job = watch_job(api, job["id"])
-        report_job(api, job)
-        worker_acc = items(api.get(f"/jobs/{job['id']}/metrics"))[-1]["test_acc"]
+                 f"{stack.api_url}/jobs/{job.id} (dashboard: {stack.api_url}/)")
+        job = watch_job(client, job.id)
+        report_job(client, job)
+        worker_acc = job.metrics()[-1].test_acc
         _narrate(f"predicting {len(dataset.x_test)} test images over HTTP, {batch} per request")
-        served_acc = http_accuracy(api, job["model_id"], dataset.x_test, dataset.t_test, batch)
-        api.close()
+        served_acc = http_accuracy(client, job.model_id, dataset.x_test, dataset.t_test, batch)
+        client.close()
     table = Table(title="Fashion-MNIST test accuracy")
     table.add_column("measured by")
     table.add_column("accuracy", justify="right")
@@ -100,5 +88,5 @@ def run_demo(*, epochs: int, train_limit: int | None, batch: int, data_dir: Path
         console.print("[bold red]the served model disagrees with the worker[/]")
         raise typer.Exit(EXIT_FAILED)
     same = "exactly" if worker_acc == served_acc else "within BLAS rounding"
-    console.print(f"[bold green]they agree {same}[/]: model {job['model_id']} is served "
+    console.print(f"[bold green]they agree {same}[/]: model {job.model_id} is served "
                   "as trained")

@@ -1,50 +1,38 @@
 """Following a job or a sweep until it ends (a live bar), then reporting it: the tables and
 the verdict, with a non-zero exit when it did not succeed. Used by `nnq submit --wait`,
-`nnq sweep --wait`, `nnq sweep show` and `nnq demo`."""
+`nnq sweep --wait`, `nnq sweep show` and `nnq demo`; the polling is `Job.wait` / `Sweep.wait`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nnq import sweep_view
-from nnq.client import Api, items
+from nnq.client import Client
+from nnq.resources import Job, Sweep
 from nnq.status import JobStatus, SweepStatus
 from nnq.tables import metrics_table
-from nnq.terminal import console, fail, say, watch
+from nnq.terminal import WATCH_POLL_SECONDS, console, fail, say
 
 
-def watch_job(api: Api, job_id: Any) -> dict:
+def watch_job(client: Client, job_id: Any) -> Job:
     """Poll a job with a live progress bar of its iterations until it is finished."""
-    def fetch():
-        job = api.get(f"/jobs/{job_id}")
-        progress = job.get("progress") or {}
-        epochs = ((job.get("spec") or {}).get("train") or {}).get("epochs")
-        detail = f"{job['status']}  epoch {progress.get('epoch') or 0}/{epochs or '?'}"
-        return (job, progress.get("iteration") or 0, progress.get("total_iterations"), detail,
-                job["status"] in JobStatus.FINISHED)
-
-    return watch(f"job {job_id}", fetch)
+    return client.job(job_id).wait(console=console, poll=WATCH_POLL_SECONDS)
 
 
-def report_job(api: Api, job: dict) -> None:
+def report_job(client: Client, job: Job) -> None:
     """Print a finished job's metrics; exit non-zero with the reason unless it succeeded."""
-    rows = items(api.get(f"/jobs/{job['id']}/metrics"))
+    rows = client.metrics(job.id).rows()
     if rows:
         console.print(metrics_table(rows))
-    if job["status"] != JobStatus.SUCCEEDED:
-        reason = job.get("error") or "no reason given"
-        raise fail(f"job {job['id']} {job['status']}: {reason}")
-    console.print(f"job {job['id']} succeeded; model [bold]{job.get('model_id')}[/]")
+    if job.status != JobStatus.SUCCEEDED:
+        reason = job.error or "no reason given"
+        raise fail(f"job {job.id} {job.status}: {reason}")
+    console.print(f"job {job.id} succeeded; model [bold]{job.model_id}[/]")
 
 
-def watch_sweep(api: Api, sweep_id: Any) -> dict:
+def watch_sweep(client: Client, sweep_id: Any) -> Sweep:
     """Poll a sweep with a live bar of finished trials until the sweep ends."""
-    def fetch():
-        sweep = api.get(f"/sweeps/{sweep_id}")
-        done, total, detail = sweep_view.progress(sweep)
-        return sweep, done, total, detail, sweep["status"] in SweepStatus.FINISHED
-
-    return watch(f"sweep {sweep_id}", fetch)
+    return client.sweep(sweep_id).wait(console=console, poll=WATCH_POLL_SECONDS)
 
 
 def report_sweep(sweep: dict, *, require_success: bool = False) -> None:

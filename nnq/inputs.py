@@ -1,5 +1,5 @@
 """Files a user hands to a command (job specs, sweep requests, samples to classify): read and
-shaped for the request, or a clear error line."""
+checked before the client sends them, or a clear error line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from nnq.terminal import fail
+
+PREDICT_SUFFIXES = (".json", ".npy", ".png")
 
 
 def read_json(path: Path) -> Any:
@@ -19,17 +21,13 @@ def read_json(path: Path) -> Any:
         raise fail(f"{path}: not valid JSON ({exc})") from None
 
 
-def predict_request(path: Path) -> dict:
-    """httpx keyword arguments that send FILE the way the predict endpoint takes it."""
+def predict_file(path: Path) -> Path:
+    """FILE, once it exists and is a kind `Client.predict` sends (.json, .npy, .png)."""
     if not path.is_file():
         raise fail(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix not in PREDICT_SUFFIXES:
+        raise fail(f"{path}: expected a .json, .npy or .png file")
     if suffix == ".json":
-        body = read_json(path)
-        return {"json": body if isinstance(body, dict) else {"inputs": body}}
-    if suffix == ".npy":
-        return {"content": path.read_bytes(),
-                "headers": {"Content-Type": "application/octet-stream"}}
-    if suffix == ".png":
-        return {"files": {"image": (path.name, path.read_bytes(), "image/png")}}
-    raise fail(f"{path}: expected a .json, .npy or .png file")
+        read_json(path)
+    return path

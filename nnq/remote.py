@@ -1,12 +1,13 @@
-"""How commands reach the API: the URL chosen with `--api` (or NNQ_API_URL), and calls whose
-ApiError becomes the error line and exit code instead of a traceback."""
+"""How commands reach the API: the Client for the URL chosen with `--api` (or NNQ_API_URL),
+and calls whose NnqError becomes the error line and exit code instead of a traceback."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from nnq.client import Api, ApiError
+from nnq.client import Client
+from nnq.errors import ApiUnreachable, NnqError
 from nnq.terminal import EXIT_FAILED, EXIT_UNREACHABLE, fail
 
 T = TypeVar("T")
@@ -21,14 +22,18 @@ class _Options:
 options = _Options()
 
 
-def api() -> Api:
-    return Api(options.api_url)
+def api() -> Client:
+    return Client(options.api_url)
+
+
+def exit_code(exc: NnqError) -> int:
+    """2 when the API could not be reached at all, 1 for any answer that was an error."""
+    return EXIT_UNREACHABLE if isinstance(exc, ApiUnreachable) else EXIT_FAILED
 
 
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one API call; an ApiError becomes a printed message and a non-zero exit (2 when the
-    API cannot be reached at all)."""
+    """Run one client call; an NnqError becomes a printed message and a non-zero exit."""
     try:
         return fn(*args, **kwargs)
-    except ApiError as exc:
-        raise fail(str(exc), EXIT_UNREACHABLE if exc.status is None else EXIT_FAILED) from None
+    except NnqError as exc:
+        raise fail(str(exc), exit_code(exc)) from None

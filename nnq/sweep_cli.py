@@ -47,39 +47,38 @@ def submit(path: Path = typer.Argument(..., metavar="SWEEP.json",
     """Submit a sweep; exit 1 after --wait if it failed or was cancelled."""
     body = read_json(path)
     client = api()
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    sweep = call(client.post, "/sweeps", json=body, headers=headers)
-    say(f"submitted sweep {sweep['id']} ({sweep['status']}, {sweep_view.counts_line(sweep)})")
+    sweep = call(client.submit_sweep, body, idempotency_key=idempotency_key)
+    say(f"submitted sweep {sweep.id} ({sweep.status}, "
+        f"{sweep_view.counts_line(sweep.to_dict())})")
     if not wait:
-        say(f"follow it with: nnq sweep show {sweep['id']}")
+        say(f"follow it with: nnq sweep show {sweep.id}")
         return
     try:
-        sweep = call(watch_sweep, client, sweep["id"])
+        sweep = call(watch_sweep, client, sweep.id)
     except KeyboardInterrupt:
-        raise fail(f"stopped watching; sweep {sweep['id']} goes on "
-                   f"(nnq sweep show {sweep['id']})") from None
-    report_sweep(sweep, require_success=True)
+        raise fail(f"stopped watching; sweep {sweep.id} goes on "
+                   f"(nnq sweep show {sweep.id})") from None
+    report_sweep(sweep.to_dict(), require_success=True)
 
 
 @app.command()
 def show(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id")) -> None:
     """The sweep's trials ranked by its metric, and the best so far."""
-    report_sweep(call(api().get, f"/sweeps/{sweep_id}"))
+    report_sweep(call(api().sweep, sweep_id).to_dict())
 
 
 @app.command()
 def cancel(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id")) -> None:
     """Cancel a sweep and its queued and running trials."""
-    sweep = call(api().post, f"/sweeps/{sweep_id}/cancel")
-    say(f"sweep {sweep['id']}: {sweep['status']}; {sweep_view.counts_line(sweep)}")
+    sweep = call(api().cancel_sweep, sweep_id)
+    say(f"sweep {sweep.id}: {sweep.status}; {sweep_view.counts_line(sweep.to_dict())}")
 
 
 @app.command()
 def promote(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id"),
             alias: str = typer.Argument(..., metavar="ALIAS", help="the alias to point")) -> None:
     """Point an alias at the best trial's model."""
-    out = call(api().post, f"/sweeps/{sweep_id}/promote", json={"alias": alias})
-    trial = out.get("trial") or {}
-    say(f"alias {out['alias']} -> model {out['model_id']} (sweep {out['sweep_id']}, "
-        f"trial {trial.get('index')}, job {trial.get('job_id')}, "
-        f"val_acc {format_value(trial.get('val_acc'))})")
+    out = call(api().promote, sweep_id, alias)
+    say(f"alias {out.alias} -> model {out.model_id} (sweep {out.sweep_id}, "
+        f"trial {out.trial.index}, job {out.trial.job_id}, "
+        f"val_acc {format_value(out.trial.val_acc)})")

@@ -1,18 +1,13 @@
 """Where every nnq command writes: stdout and stderr consoles, the error line with its exit
-code, and the live progress bar that follows a job or a sweep."""
+code, and how often a live progress bar polls."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from nnq.processes import wait_until
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 2
@@ -24,9 +19,6 @@ PIPED_WIDTH = 200
 
 console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 err_console = Console(stderr=True)
-
-# fetch() -> (resource, completed, total, detail, finished)
-Fetch = Callable[[], tuple[Any, int, int | None, str, bool]]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -41,20 +33,3 @@ def say(text: str, label: str | None = None) -> None:
     a ``label`` (`nnq up`, `demo`) goes first, in colour, to tell whose line it is."""
     prefix = f"[cyan]{escape(label)}:[/] " if label else ""
     console.print(prefix + escape(text), highlight=False)
-
-
-def watch(description: str, fetch: Fetch) -> Any:
-    """Poll ``fetch`` under a live bar until it says ``finished``; return the last resource."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(description, total=None, detail="queued")
-
-        def finished_resource() -> Any:
-            resource, completed, total, detail, finished = fetch()
-            progress.update(task, total=total or None, completed=completed,
-                            detail=escape(detail))
-            return resource if finished else None
-
-        return wait_until(description, finished_resource, timeout=None,
-                          poll=WATCH_POLL_SECONDS)

@@ -9,9 +9,13 @@ import sys
 
 from tests.cli.cli_helpers import NNQ, ROOT, cli_env
 
-CLI_MODULES = ("nnq.cli", "nnq.client", "nnq.demo", "nnq.follow", "nnq.inputs", "nnq.local",
-               "nnq.processes", "nnq.remote", "nnq.stack", "nnq.sweep_cli", "nnq.sweep_view",
-               "nnq.tables", "nnq.terminal")
+CLI_MODULES = ("nnq", "nnq.cli", "nnq.client", "nnq.demo", "nnq.errors", "nnq.follow",
+               "nnq.inputs", "nnq.local", "nnq.plots", "nnq.processes", "nnq.progress",
+               "nnq.remote", "nnq.resources", "nnq.stack", "nnq.sweep_cli", "nnq.sweep_view",
+               "nnq.tables", "nnq.terminal", "nnq.transport")
+# `import nnq; from nnq import Client`: what a notebook pays before it calls anything
+CLIENT_IMPORTS = ("nnq", "nnq.client")
+LAZY_PACKAGES = ("numpy", "pandas", "matplotlib")
 SERVER_FRAMEWORKS = ("flask", "sqlalchemy", "celery")
 SWEEP_COMMANDS = ("submit", "show", "cancel", "promote")
 TIMEOUT_S = 60
@@ -36,6 +40,18 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 def test_cli_modules_import_no_server_framework():
     loaded = modules_loaded_by(CLI_MODULES)
     assert not loaded & set(SERVER_FRAMEWORKS), sorted(loaded & set(SERVER_FRAMEWORKS))
+
+
+def test_the_client_imports_no_server_framework_and_nothing_heavy_until_used():
+    code = ("import sys\nimport nnq\nfrom nnq import Client, NnqError, SpecError\n"
+            "assert Client.__module__ == 'nnq.client'\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert not loaded & {*SERVER_FRAMEWORKS, *LAZY_PACKAGES}, sorted(loaded)
+    assert not modules_loaded_by(CLIENT_IMPORTS) & {*SERVER_FRAMEWORKS, *LAZY_PACKAGES}
 
 
 def test_nncore_is_a_library_without_terminal_output():
