@@ -56,7 +56,6 @@ class EpochRecord:
     losses: tuple[tuple[int, float], ...]  # (iteration 1-based across epochs, train-mode loss)
     activations: tuple[dict, ...]          # Network.activation_stats on the probe batch
     probe_size: int
-    loss_every: int
 
 
 class TrainingRun:
@@ -162,7 +161,7 @@ class TrainingRun:
     def _epoch_record(self) -> EpochRecord:
         return EpochRecord(epoch=self.epoch + 1, losses=tuple(self._losses),
                            activations=tuple(self.network.activation_stats(self._probe)),
-                           probe_size=len(self._probe), loss_every=self.loss_every)
+                           probe_size=len(self._probe))
 
     def accuracy(self, x, t) -> float | None:
         """Eval-mode accuracy; None for an empty set (e.g. val_fraction 0)."""

@@ -29,7 +29,7 @@ def _record(epoch, shift=0.0):
     return EpochRecord(epoch=epoch,
                        losses=tuple((i, 2.0 - i / 10 + shift) for i in range(first, first + STEPS)),
                        activations=(_stat(0, "affine", 0.1 + shift), _stat(1, "relu", 0.2)),
-                       probe_size=4, loss_every=1)
+                       probe_size=4)
 
 
 def _metrics(epoch):
@@ -83,7 +83,7 @@ def test_non_finite_values_are_stored_as_null(session, claimed):
     record = EpochRecord(epoch=1, losses=((1, float("inf")),),
                          activations=({**_stat(0, "affine", float("nan")),
                                        "edges": [float("-inf"), 0.0]},),
-                         probe_size=1, loss_every=1)
+                         probe_size=1)
     store.record_epoch(session, claimed, OWNER, _metrics(1), b"ck", record=record)
     assert records.iteration_losses(session, claimed)[0].loss is None
     stat = records.activation_stats(session, claimed)[0]

@@ -24,7 +24,7 @@ def _counts(sessions):
 
 def test_the_epoch_record_is_written_with_the_metrics_row(sessions, claimed):
     record = EpochRecord(epoch=1, losses=((1, 2.5), (2, 2.25)), activations=(STAT,),
-                         probe_size=4, loss_every=1)
+                         probe_size=4)
     with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes) as tracker:
         tracker.on_epoch(ROW, record)
     assert _counts(sessions) == [1, 1, 2, 1]
@@ -33,7 +33,7 @@ def test_the_epoch_record_is_written_with_the_metrics_row(sessions, claimed):
 def test_a_record_the_store_refuses_takes_the_metrics_row_and_checkpoint_with_it(
         sessions, claimed):
     twice = EpochRecord(epoch=1, losses=((1, 2.5), (1, 2.5)), activations=(STAT,),
-                        probe_size=4, loss_every=1)
+                        probe_size=4)
     with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes) as tracker:
         with pytest.raises(IntegrityError):
             tracker.on_epoch(ROW, twice)
