@@ -20,6 +20,12 @@ class _Lifecycle(StrEnum):
     def is_finished(self) -> bool:
         return self in type(self).FINISHED
 
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The stored words as plain strings, for ``Literal`` types: a validation message
+        then lists 'queued', 'running', ... rather than the members' reprs."""
+        return tuple(member.value for member in cls)
+
 
 class JobStatus(_Lifecycle):
     """A training job's state."""

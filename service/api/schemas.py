@@ -52,7 +52,7 @@ class SubmitHeaders(BaseModel):
 class JobQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[tuple(JobStatus)] | None = None
+    status: Literal[JobStatus.values()] | None = None
     name: str | None = Field(None, max_length=200)
     sweep_id: int | None = Field(None, ge=1, le=MAX_ID, description="only this sweep's trials")
     limit: int = Field(50, ge=1, le=MAX_PAGE)

@@ -25,7 +25,7 @@ class SweepPath(BaseModel):
 class SweepQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[tuple(SweepStatus)] | None = None
+    status: Literal[SweepStatus.values()] | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 

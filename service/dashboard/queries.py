@@ -1,70 +1,75 @@
-"""The query strings of the list pages, checked: a bad value is a 400 page naming it."""
+"""The query strings of the dashboard's pages, checked by pydantic like the API's query
+models: a bad value is a 400 page naming it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from flask import abort
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from werkzeug.datastructures import MultiDict
 
+from nncore.schema import problems_from
 from nnq.status import JobStatus
 from service.db import MAX_ID
 
 MAX_PAGE_NUMBER = 10**6  # keeps OFFSET far inside every database's integer range
 MAX_COMPARED = 12  # more curves than this on one chart are unreadable
-NUL = "\x00"
+MAX_NAME = 200
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses a NUL in a parameter
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+PageNumber = Annotated[int, Field(ge=1, le=MAX_PAGE_NUMBER)]
 
 
 class BadQuery(ValueError):
     """A query parameter the page cannot use; the message names it."""
 
 
-def _whole(raw: str, low: int, high: int) -> int | None:
-    """``raw`` as an int in [low, high], else None. ASCII digits only and no longer than
-    ``high``: ``str.isdigit`` accepts "²", which ``int`` rejects, and ``int`` refuses strings
-    of more than 4,300 digits; either would be a 500 instead of a 400."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)):
-        return None
-    value = int(raw)
-    return value if low <= value <= high else None
+def _parsed(model: Any, data: Any):
+    """``data`` through a pydantic model or adapter; failures become BadQuery."""
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadQuery("; ".join(f"{path}: {msg}" for path, msg in problems_from(exc, data))
+                       ) from None
 
 
-def _int(args: MultiDict, key: str, *, low: int, high: int) -> int | None:
-    raw = args.get(key, "").strip()
-    if not raw:
-        return None
-    value = _whole(raw, low, high)
-    if value is None:
-        raise BadQuery(f"{key}: expected a whole number from {low} to {high}, got {raw!r}")
-    return value
+def _given(args: MultiDict, *keys: str) -> dict[str, str]:
+    """The non-blank values of ``keys`` (an empty form field means "not set")."""
+    return {key: args[key].strip() for key in keys if args.get(key, "").strip()}
+
+
+class _Page(BaseModel):
+    page: PageNumber = 1
 
 
 def page_number(args: MultiDict) -> int:
     """``?page=`` (1-based; 1 when absent)."""
-    return _int(args, "page", low=1, high=MAX_PAGE_NUMBER) or 1
+    return _parsed(_Page, _given(args, "page")).page
 
 
-@dataclass(frozen=True)
-class JobFilters:
+class JobFilters(BaseModel):
     """The jobs list's filter form: status word, exact name, sweep id."""
 
-    status: str | None = None
-    name: str | None = None
-    sweep: int | None = None
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal[JobStatus.values()] | None = None
+    name: str | None = Field(None, max_length=MAX_NAME, pattern=NO_NUL)
+    sweep: Id | None = None
 
     @classmethod
     def from_args(cls, args: MultiDict) -> JobFilters:
-        status = args.get("status", "").strip() or None
-        if status is not None and status not in set(JobStatus):
-            raise BadQuery(f"status: expected one of {', '.join(JobStatus)}, got {status!r}")
-        name = args.get("name", "").strip() or None
-        if name is not None and NUL in name:  # PostgreSQL rejects it in a parameter: a 500
-            raise BadQuery("name: must not contain a NUL character")
-        return cls(status=status, name=name, sweep=_int(args, "sweep", low=1, high=MAX_ID))
+        return _parsed(cls, _given(args, "status", "name", "sweep"))
 
     def as_args(self) -> dict:
         """The filters that are set, as query arguments (for pagination links)."""
-        return {k: v for k, v in vars(self).items() if v is not None}
+        return self.model_dump(exclude_none=True)
+
+
+_ID = TypeAdapter(Id)
 
 
 def compared_ids(args: MultiDict) -> list[int]:
@@ -74,7 +79,10 @@ def compared_ids(args: MultiDict) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        job_id = _whole(part, 1, MAX_ID)
+        try:  # ASCII digits only: int() would take " 1", "+1" or "1_0" too
+            job_id = _ID.validate_python(part) if part.isascii() and part.isdigit() else None
+        except ValidationError:
+            job_id = None
         if job_id is None:
             raise BadQuery(f"jobs: expected comma-separated job ids, got {part!r}")
         if job_id not in ids:
