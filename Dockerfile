@@ -20,7 +20,8 @@ COPY migrations migrations
 RUN pip install . && useradd --create-home --uid 1000 nnq
 USER nnq
 EXPOSE 8000
-CMD ["gunicorn", "service:create_app()", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()", \
+     "--bind", "0.0.0.0:8000", "--timeout", "120"]
 
 FROM cpu AS gpu
 ARG CUPY_PACKAGE="cupy-cuda12x[ctk]>=14,<15"

@@ -1,13 +1,15 @@
 """Median milliseconds per training step of nncore, and of PyTorch on the same architecture.
 
-Each configuration of issue 2 ("Speed, memory and learning") trains for a fixed number of
-steps in float32 at batch 100 with Adam; a step is what ``TrainingRun`` does (gather the
-batch, one forward + backward, read the loss, update). When PyTorch is installed the same
-layer list, optimizer (default Adam) and thread count are timed in the same run and the
-ratio nncore/PyTorch printed. Finally the peak resident memory of training the mlp on all
-of Fashion-MNIST for one epoch is measured in a fresh subprocess.
+Each configuration trains for a fixed number of steps in float32 at batch 100 with Adam; a
+step is what ``TrainingRun`` does (gather the batch, one forward + backward, read the loss,
+update). When PyTorch is installed the same layer list, optimizer (default Adam) and thread
+count are timed in the same run, in alternating rounds, and the ratio nncore/PyTorch printed
+with its spread over the rounds. Finally the peak resident memory of training the mlp on all
+of Fashion-MNIST for one epoch is measured in a fresh subprocess. ``--profile`` prints where
+nncore's step spends its time instead: each layer's forward and backward, the loss, the update.
 
-    .venv/bin/python bench/speed.py [--threads N] [--steps-scale S] [--dataset NAME]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/speed.py [--threads N]
+        [--steps-scale S] [--rounds R] [--dataset NAME] [--only NAME] [--profile]
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ BATCH = 100
 WARMUP = 5
 ROUNDS = 5
 LR = 0.001
-# name -> (model spec, timed steps, PyTorch ms/step measured before nnq (issue 2), target ratio)
+PROFILE_STEPS = 20
+# name -> (model spec, timed steps, PyTorch ms/step measured before nnq, target ratio)
 CONFIGS = {
     "1 mlp 784-50-100-100-10 BN": ({"preset": "mlp", "hidden": [50, 100, 100],
-                                    "batchnorm": True}, 400, 1.22, 1.0),
+                                    "batchnorm": True}, 400, 1.22, 0.6),
     "2 mlp 7-layer 100-wide BN": ({"preset": "mlp", "hidden": [100] * 6,
-                                   "batchnorm": True}, 300, 2.18, 1.0),
-    "3 simple_convnet": ({"preset": "simple_convnet"}, 60, 11.0, 2.5),
-    "4 deep_convnet": ({"preset": "deep_convnet"}, 20, 37.6, 4.0),
+                                   "batchnorm": True}, 300, 2.18, 0.6),
+    "3 simple_convnet": ({"preset": "simple_convnet"}, 60, 11.0, 1.0),
+    "4 deep_convnet": ({"preset": "deep_convnet"}, 20, 37.6, 2.0),
 }
 MEMORY_SPEC = {
     "name": "bench-memory",
@@ -55,21 +58,23 @@ def takes_images(model_spec) -> bool:
     return len(expand(model_spec, 10).input_shape) == 3
 
 
-def median_ms(steps_fns, steps: int) -> list[float]:
-    """Median ms per step of each step function, timed in alternating rounds so that
-    load from other processes hits all of them alike."""
+def median_ms(steps_fns, steps: int, rounds: int = ROUNDS) -> tuple[list[float], list[list[float]]]:
+    """Median ms per step of each step function over all rounds, and per round, timed in
+    alternating rounds so that load from other processes hits all of them alike."""
     for step in steps_fns:
         for _ in range(WARMUP):
             step()
-    times = [[] for _ in steps_fns]
-    per_round = max(1, steps // ROUNDS)
-    for _ in range(ROUNDS):
+    times = [[[] for _ in range(rounds)] for _ in steps_fns]
+    per_round = max(1, steps // rounds)
+    for r in range(rounds):
         for step, out in zip(steps_fns, times):
             for _ in range(per_round):
                 start = time.perf_counter()
                 step()
-                out.append(time.perf_counter() - start)
-    return [1000 * statistics.median(t) for t in times]
+                out[r].append(time.perf_counter() - start)
+    overall = [1000 * statistics.median([v for rnd in t for v in rnd]) for t in times]
+    per_round_ms = [[1000 * statistics.median(rnd) for rnd in t] for t in times]
+    return overall, per_round_ms
 
 
 def nncore_step_fn(model_spec, x, t, backend):
@@ -80,6 +85,7 @@ def nncore_step_fn(model_spec, x, t, backend):
     x, t = xp.asarray(x), xp.asarray(t)
     rng = np.random.default_rng(0)
     order = iter(())
+    synchronize = device_synchronizer(xp)
 
     def step():
         nonlocal order
@@ -91,8 +97,67 @@ def nncore_step_fn(model_spec, x, t, backend):
         grads = net.gradient(x[xp.asarray(idx)], t[xp.asarray(idx)])
         float(net.last_loss)
         opt.update(net.params, grads)
+        synchronize()
 
     return step
+
+
+def device_synchronizer(xp):
+    """Waits for queued GPU work, so a step's time includes its backward and update (CuPy
+    returns before the kernels finish); a no-op for NumPy."""
+    if xp is np:
+        return lambda: None
+    return xp.cuda.get_current_stream().synchronize
+
+
+def profile(model_spec, x, t, backend, steps: int = PROFILE_STEPS) -> None:
+    """Median ms of each layer's forward and backward, the loss and the update in a step."""
+    net = nncore.build(model_spec, x.shape[1:], 10, seed=0, dtype="float32", backend=backend)
+    opt = nncore.make_optimizer({"type": "adam", "lr": LR})
+    xp = net.xp
+    synchronize = device_synchronizer(xp)
+    x, t = xp.asarray(x[:BATCH]), xp.asarray(t[:BATCH])
+
+    def timed(fn, *args, **kwargs):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        synchronize()
+        return result, time.perf_counter() - start
+
+    rows = {f"{i:2d} {type(layer).__name__}": [[], []] for i, layer in enumerate(net.layers)}
+    other = {"loss": [], "update": [], "step": []}
+    for step in range(WARMUP + steps):
+        keep = step >= WARMUP
+        start = time.perf_counter()
+        out = x
+        for layer, row in zip(net.layers, rows.values()):
+            out, dt = timed(layer.forward, out, train=True)
+            row[0].append(dt)
+        _, dt_forward_loss = timed(net.loss_layer.forward, out, t)
+        dout, dt_backward_loss = timed(net.loss_layer.backward)
+        dt_loss = dt_forward_loss + dt_backward_loss
+        for layer, row in zip(reversed(net.layers), reversed(list(rows.values()))):
+            if dout is None:  # below the first trainable layer nothing is computed
+                break
+            dout, dt = timed(layer.backward, dout)
+            row[1].append(dt)
+        _, dt_update = timed(opt.update, net.params, net.grads)
+        if keep:
+            other["loss"].append(dt_loss)
+            other["update"].append(dt_update)
+            other["step"].append(time.perf_counter() - start)
+
+    def ms(values):
+        return 1000 * statistics.median(values[-steps:]) if values else 0.0
+
+    total = ms(other["step"])
+    print(f"{'layer':16} {'forward ms':>10} {'backward ms':>11} {'share':>6}")
+    for name, (fwd, bwd) in rows.items():
+        both = ms(fwd) + ms(bwd)
+        print(f"{name:16} {ms(fwd):10.2f} {ms(bwd):11.2f} {both / total:6.0%}")
+    for name in ("loss", "update"):
+        print(f"{name:16} {ms(other[name]):10.2f} {'':11} {ms(other[name]) / total:6.0%}")
+    print(f"{'step':16} {total:10.2f}")
 
 
 def torch_model(layers, input_shape):
@@ -172,11 +237,10 @@ def torch_available() -> bool:
 def peak_rss_mib() -> float:
     """This process's peak RSS. Linux's VmHWM starts fresh at exec; ru_maxrss would also
     count the parent's memory at the time it spawned us, so it is only the fallback."""
-    with contextlib.suppress(OSError):
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+    with contextlib.suppress(OSError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -193,7 +257,7 @@ def memory_child() -> None:
 
 def measure_memory() -> None:
     result = subprocess.run([sys.executable, __file__, "--memory-child"], capture_output=True,
-                            text=True, env=dict(os.environ))
+                            text=True, env=dict(os.environ), check=False)
     if result.returncode != 0:
         print(f"memory: not measured ({result.stderr.strip().splitlines()[-1]})")
         return
@@ -222,12 +286,25 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"])
     p.add_argument("--backend", default="numpy", choices=list(nncore.backend.BACKENDS))
     p.add_argument("--only", help="run configurations whose name contains this")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="alternating timing rounds")
+    p.add_argument("--profile", action="store_true",
+                   help="per-layer forward/backward times of nncore instead of the comparison")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
         return memory_child()
 
+    if args.profile:
+        with thread_limits(args.threads):
+            for name, (spec, *_rest) in CONFIGS.items():
+                if args.only and args.only not in name:
+                    continue
+                print(f"== {name}: nncore {args.backend}, {args.threads} threads, float32, "
+                      f"batch {BATCH}, median of {PROFILE_STEPS} steps")
+                profile(spec, *load_inputs(args.dataset, flatten=not takes_images(spec)),
+                        args.backend)
+        return None
     if not args.no_memory:
         measure_memory()
     with_torch = torch_available()
@@ -240,24 +317,29 @@ def main(argv=None) -> None:
     print(f"nncore {args.backend} vs PyTorch {torch.__version__ if with_torch else '(absent)'} "
           f"{device}; float32, batch {BATCH}, Adam, {args.threads} threads, "
           f"median of timed steps after {WARMUP} warm-up steps, "
-          f"alternating in {ROUNDS} rounds")
+          f"alternating in {args.rounds} rounds")
     header = (f"{'configuration':30} {'steps':>5} {'nncore ms':>10} {'torch ms':>9} "
-              f"{'ratio':>6} {'target':>7} {'issue torch ms':>15}")
+              f"{'ratio':>6} {'rounds':>11} {'target':>7} {'issue torch ms':>15}")
     print(header)
     with thread_limits(args.threads):
         for name, (spec, steps, issue_torch_ms, target) in CONFIGS.items():
             if args.only and args.only not in name:
                 continue
-            steps = max(1, int(steps * args.steps_scale) // ROUNDS) * ROUNDS
+            steps = max(1, int(steps * args.steps_scale) // args.rounds) * args.rounds
             x, t = load_inputs(args.dataset, flatten=not takes_images(spec))
             fns = [nncore_step_fn(spec, x, t, args.backend)]
             if with_torch:
                 fns.append(torch_step_fn(spec, x, t, device))
-            ours, theirs = (median_ms(fns, steps) + [None])[:2]
+            overall, rounds = median_ms(fns, steps, args.rounds)
+            ours, theirs = (overall + [None])[:2]
             ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
+            spread = "          -"
+            if theirs:
+                per_round = [a / b for a, b in zip(*rounds)]
+                spread = f"{min(per_round):5.2f}-{max(per_round):5.2f}"
             theirs_s = f"{theirs:9.2f}" if theirs else "        -"
-            print(f"{name:30} {steps:5d} {ours:10.2f} {theirs_s} {ratio} {target:6.1f}x "
-                  f"{issue_torch_ms:15.2f}", flush=True)
+            print(f"{name:30} {steps:5d} {ours:10.2f} {theirs_s} {ratio} {spread:>11} "
+                  f"{target:6.1f}x {issue_torch_ms:15.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def save_model(path: str, run: TrainingRun) -> None:
     meta = {"name": run.spec.name, "layers": net.layers_spec,
             "input_shape": list(net.input_shape), "num_classes": net.num_classes,
             "dtype": net.dtype.name, "data": run.spec.data.model_dump(),
-            "data_fingerprint": run.dataset.fingerprint, "metrics": run.metrics}
+            "data_fingerprint": run.dataset.fingerprint, "metrics": run.metrics,
+            "model_epoch": run.model_epoch}
     state = net.state_dict()
     state[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     with open(path, "wb") as f:

@@ -10,7 +10,7 @@ BatchNorm): each hidden layer's eval-mode output on a probe batch, as mean, std 
 import numpy as np
 
 from . import layers as L
-from .backend import get_xp, to_numpy
+from .backend import FlatTensors, get_xp, to_numpy
 from .rng import rng_from_arrays, rng_to_arrays
 from .spec import expand_model, infer_shapes, parse_layers
 
@@ -70,15 +70,38 @@ class Network:
                        for spec, shape in zip(specs, infer_shapes(specs, self.input_shape))]
         self._dropout_rng = dropout_rng
         self.loss_layer = L.SoftmaxCrossEntropy(self.xp)
-        self.params = self._collect("params")
+        self.params = self._flat_params()
         self.buffers = self._collect("buffers")
         self.decayed = [name for name, p in self.params.items() if p.ndim >= 2]
-        self.grads: dict = {}
+        self.grads = FlatTensors.like(self.params)
+        self._owners = [(name, layer, key) for name, (layer, key) in self._slots().items()]
+        for name, layer, key in self._owners:
+            layer.grads[key] = self.grads[name]
+        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
+        # nothing below the first trainable layer learns: backward stops there, without its dx
+        self._first_trainable = trainable[0] if trainable else len(self.layers)
+        if trainable:
+            self.layers[self._first_trainable].needs_input_grad = False
         self.last_loss: float | None = None
 
     def _collect(self, attr):
         return {f"{i}.{key}": value for i, layer in enumerate(self.layers)
                 for key, value in getattr(layer, attr).items()}
+
+    def _slots(self) -> dict:
+        """Tensor name -> (layer, key) of every parameter."""
+        return {f"{i}.{key}": (layer, key) for i, layer in enumerate(self.layers)
+                for key in layer.params}
+
+    def _flat_params(self) -> FlatTensors:
+        """Every parameter moved into one contiguous array (the layers keep views of it), so
+        an optimizer step is a few whole-array operations instead of a few per tensor."""
+        built = self._collect("params")
+        flat = FlatTensors({name: p.shape for name, p in built.items()}, self.xp, self.dtype)
+        for name, (layer, key) in self._slots().items():
+            flat[name][...] = built[name]
+            layer.params[key] = flat[name]
+        return flat
 
     def _forward(self, x, train):
         for layer in self.layers:
@@ -102,14 +125,19 @@ class Network:
         """Gradients of ``loss(x, t, train=True)``: one forward and one backward pass.
 
         The loss of that forward pass is kept in ``last_loss``, so training never runs it twice.
+        The dict returned is the network's own gradient buffer (``grads``), overwritten by the
+        next call: copy what must outlive it.
         """
         scores = self._forward(self._as_input(x), True)
         self.last_loss = self.loss_layer.forward(scores, self.xp.asarray(t)) + self._decay_loss()
         self.last_scores = scores
         dout = self.loss_layer.backward()
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[self._first_trainable:]):
             dout = layer.backward(dout)
-        self.grads = self._collect("grads")
+        for name, layer, key in self._owners:  # a layer that made its own array: copy it in
+            if layer.grads[key] is not self.grads[name]:
+                self.grads[name][...] = layer.grads[key]
+                layer.grads[key] = self.grads[name]
         for name in self.decayed if self.weight_decay else ():
             self.grads[name] += self.weight_decay * self.params[name]
         return self.grads

@@ -1,5 +1,9 @@
 """Optimizers with state keyed by tensor name, updated in place, serialisable.
 
+Every step works in place with one reused scratch array, allocating nothing. When the network
+hands over its parameters and gradients as ``FlatTensors`` (consecutive views of one array
+each) the state lives in that layout too and a step is a few operations over the whole model.
+
 Update rules and defaults follow PyTorch where the book differs (documented per class):
 Momentum/Nesterov accumulate the gradient and scale by lr at the step; AdaGrad and RMSprop
 add eps outside the square root; Adam bias-corrects both moments with eps added after the
@@ -11,7 +15,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 from pydantic import Field, TypeAdapter
 
-from .backend import to_numpy
+from .backend import FlatTensors, array_module, same_layout, to_numpy
 from .schema import Strict, literal_value, tag_of, tagged_union, validate
 
 Lr = Annotated[float, Field(gt=0.0, le=10.0)]
@@ -41,22 +45,55 @@ class Optimizer:
         self.hyper = settings.model_dump(exclude={"type"})
         self.t = 0
         self.state: dict[str, dict] = {slot: {} for slot in self.slots}
+        self._scratch: dict = {}
 
     @property
     def name(self) -> str:
         return literal_value(self.Settings, "type")
 
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step; a schedule may set it between steps."""
+        return self.hyper["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.hyper["lr"] = float(value)
+
     def update(self, params: dict, grads: dict) -> None:
         """One step; every array in ``params`` is changed in place."""
         self.t += 1
+        if same_layout(params, grads):
+            self._step(params.flat, grads.flat,
+                       **{slot: self._flat_state(slot, params) for slot in self.slots})
+            return
         for key, p in params.items():
             slots = {}
             for slot in self.slots:
                 buf = self.state[slot].get(key)
                 if buf is None:
-                    buf = self.state[slot][key] = p * 0
+                    buf = self.state[slot][key] = array_module(p).zeros_like(p)
                 slots[slot] = buf
             self._step(p, grads[key], **slots)
+
+    def _flat_state(self, slot: str, params: FlatTensors):
+        """The slot's state as one array laid out like ``params``; state kept per tensor (new,
+        or just loaded from a checkpoint) is copied into that layout once."""
+        state = self.state[slot]
+        if not same_layout(state, params):
+            flat = FlatTensors.like(params)
+            for key, value in state.items():
+                flat[key][...] = array_module(flat.flat).asarray(value)
+            self.state[slot] = state = flat
+        return state.flat
+
+    def _tmp(self, p):
+        """A scratch array shaped like p, reused by every step."""
+        key = (p.shape, p.dtype.str, array_module(p).__name__)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = array_module(p).empty_like(p)
+        return buf
 
     def _step(self, p, g, **slots):
         raise NotImplementedError
@@ -85,7 +122,7 @@ class SGD(Optimizer):
     Settings = SgdSpec
 
     def _step(self, p, g):
-        p -= self.hyper["lr"] * g
+        p -= array_module(p).multiply(g, self.hyper["lr"], out=self._tmp(p))
 
 
 class MomentumSpec(Strict):
@@ -103,7 +140,7 @@ class Momentum(Optimizer):
     def _step(self, p, g, v):
         v *= self.hyper["momentum"]
         v += g
-        p -= self.hyper["lr"] * v
+        p -= array_module(p).multiply(v, self.hyper["lr"], out=self._tmp(p))
 
 
 class NesterovSpec(MomentumSpec):
@@ -119,7 +156,10 @@ class Nesterov(Momentum):
         mu = self.hyper["momentum"]
         v *= mu
         v += g
-        p -= self.hyper["lr"] * (g + mu * v)
+        tmp = array_module(p).multiply(v, mu, out=self._tmp(p))
+        tmp += g
+        tmp *= self.hyper["lr"]
+        p -= tmp
 
 
 class AdaGradSpec(Strict):
@@ -133,8 +173,9 @@ class AdaGrad(Optimizer):
     slots = ("h",)
 
     def _step(self, p, g, h):
-        h += g * g
-        p -= self.hyper["lr"] * g / (h ** 0.5 + self.hyper["eps"])
+        xp, tmp = array_module(p), self._tmp(p)
+        h += xp.multiply(g, g, out=tmp)
+        _descend(p, g, xp.sqrt(h, out=tmp), self.hyper["lr"], self.hyper["eps"])
 
 
 class RMSpropSpec(Strict):
@@ -149,10 +190,12 @@ class RMSprop(Optimizer):
     slots = ("h",)
 
     def _step(self, p, g, h):
-        a = self.hyper["alpha"]
+        xp, tmp, a = array_module(p), self._tmp(p), self.hyper["alpha"]
         h *= a
-        h += (1 - a) * g * g
-        p -= self.hyper["lr"] * g / (h ** 0.5 + self.hyper["eps"])
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - a
+        h += tmp
+        _descend(p, g, xp.sqrt(h, out=tmp), self.hyper["lr"], self.hyper["eps"])
 
 
 class AdamSpec(Strict):
@@ -177,15 +220,28 @@ class Adam(Optimizer):
         super().update(params, grads)
 
     def _step(self, p, g, m, v):
+        xp, tmp = array_module(p), self._tmp(p)
         b1, b2 = self.hyper["beta1"], self.hyper["beta2"]
         m *= b1
-        m += (1 - b1) * g
+        m += xp.multiply(g, 1 - b1, out=tmp)
         v *= b2
-        v += (1 - b2) * (g * g)
-        denom = v ** 0.5
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        denom = xp.sqrt(v, out=tmp)
         denom /= self._root_bc2
         denom += self.hyper["eps"]
-        p -= self._step_size * (m / denom)
+        step = xp.divide(m, denom, out=tmp)
+        step *= self._step_size
+        p -= step
+
+
+def _descend(p, g, root, lr, eps):
+    """p -= lr * g / (root + eps), in place; ``root`` is scratch and is overwritten."""
+    root += eps
+    step = array_module(p).divide(g, root, out=root)
+    step *= lr
+    p -= step
 
 
 OptimizerSpec = tagged_union({name: cls.Settings for name, cls in OPTIMIZERS.items()},

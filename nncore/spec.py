@@ -16,16 +16,27 @@ import functools
 import math
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator, BaseModel, Discriminator, Field, Tag, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from .augment import AugmentSpec
 from .data.datasets import IMAGE_SHAPE
-from .data.spec import DataSpec
+from .data.spec import MAX_TRAIN_LIMIT, DataSpec
 from .data.synthetic import NUM_CLASSES
 from .errors import SpecError
 from .layers import LAYERS, LayerSpec
 from .optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS, OptimizerSpec
 from .presets import PRESETS, Preset
+from .schedules import DEFAULT_SCHEDULE, SCHEDULES, CosineSchedule, ScheduleSpec
 from .schema import Seed, Strict, tag_of, tagged_union, validate
 
 FLAT_SHAPE = (math.prod(IMAGE_SHAPE),)
@@ -56,7 +67,8 @@ def _model_kind(value: Any) -> str | None:
 def _known_kind(value: Any) -> Any:
     """Name the preset problem instead of listing every union member's errors."""
     if isinstance(value, dict):
-        if "preset" in value and value["preset"] not in PRESETS:
+        if "preset" in value and not (isinstance(value["preset"], str)
+                                      and value["preset"] in PRESETS):
             raise PydanticCustomError(
                 "unknown_preset", "unknown preset '{preset}'; expected one of {choices}",
                 {"preset": value["preset"], "choices": ", ".join(PRESETS)})
@@ -81,15 +93,59 @@ def _default_optimizer():
     return OPTIMIZERS[DEFAULT_OPTIMIZER].Settings()
 
 
+def _default_schedule():
+    return SCHEDULES[DEFAULT_SCHEDULE]()
+
+
+class EarlyStoppingSpec(Strict):
+    """Stop when val_acc has not improved for ``patience`` epochs."""
+
+    patience: int = Field(5, ge=1, description="epochs without a better val_acc before stopping")
+    min_delta: float = Field(0.0, ge=0.0, lt=1.0,
+                             description="a better val_acc beats the best so far by more than this")
+
+
 class TrainSpec(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(100, ge=1)
     optimizer: OptimizerSpec = Field(default_factory=_default_optimizer)
+    schedule: ScheduleSpec = Field(default_factory=_default_schedule,
+                                   description="the learning rate per step, peaking at optimizer.lr")
     weight_decay: float = Field(
         0.0, ge=0.0, le=MAX_WEIGHT_DECAY,
         description="L2 on every weight matrix and filter, in loss and gradient")
-    seed: Seed = Field(0, description="initial weights, shuffling and dropout masks")
+    seed: Seed = Field(0, description="initial weights, shuffling, dropout masks, augmentation")
     dtype: Literal[DTYPES] = "float32"
+    augment: AugmentSpec = Field(default_factory=AugmentSpec,
+                                 description="random transforms of each training batch; off")
+    keep_best: bool = Field(False, description="the model is the epoch with the best val_acc, "
+                                               "not the last")
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="stop once val_acc stops improving; null: train every epoch")
+    train_acc_samples: int | None = Field(
+        None, ge=1, le=MAX_TRAIN_LIMIT,
+        description="train_acc on the first N training samples; null: all of them")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_fits_the_run(cls, schedule, info: ValidationInfo):
+        """Warmup must end before training does; cosine must anneal downwards."""
+        epochs, optimizer = info.data.get("epochs"), info.data.get("optimizer")
+        if epochs is not None and schedule.warmup_epochs >= epochs:
+            raise PydanticCustomError(
+                "warmup_too_long", "warmup_epochs ({warmup}) must be below epochs ({epochs})",
+                {"warmup": schedule.warmup_epochs, "epochs": epochs})
+        if (isinstance(schedule, CosineSchedule) and optimizer is not None
+                and schedule.min_lr >= optimizer.lr):
+            raise PydanticCustomError(
+                "min_lr_too_high", "min_lr ({min_lr}) must be below optimizer.lr ({lr})",
+                {"min_lr": schedule.min_lr, "lr": optimizer.lr})
+        return schedule
+
+    @property
+    def selects_epochs(self) -> bool:
+        """Whether epochs are judged by val_acc (best epoch kept, or early stopping)."""
+        return self.keep_best or self.early_stopping is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +220,17 @@ class JobSpec(Strict):
     model: ModelSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     device: Literal[DEVICES] = "cpu"
+
+    @field_validator("train")
+    @classmethod
+    def _validation_data_for_selection(cls, train, info: ValidationInfo):
+        """Choosing epochs by val_acc needs a validation split, never the test set."""
+        data = info.data.get("data")
+        if train.selects_epochs and data is not None and data.val_fraction == 0:
+            raise PydanticCustomError(
+                "no_validation_data", "keep_best and early_stopping judge epochs by val_acc: "
+                "data.val_fraction must be above 0")
+        return train
 
     @functools.cached_property
     def expansion(self) -> Expansion:

@@ -2,8 +2,15 @@
 
 The CLI and the workers both drive training through ``TrainingRun`` so a job trained
 locally and one trained by the service follow the same steps bit for bit. A checkpoint
-is a flat dict of arrays (params, buffers, optimizer state, RNG state, position and the
-metrics so far), so it goes through ``state_to_bytes`` without pickle.
+is a flat dict of arrays (params, buffers, optimizer state, RNG states, position, the
+metrics so far and the best epoch's weights), so it goes through ``state_to_bytes`` without
+pickle.
+
+The training tools of the spec's ``train`` section act here: the learning-rate schedule sets
+the optimizer's rate before every step (a function of the step alone), augmentation
+transforms every training batch, and the best epoch by val_acc is tracked for
+``keep_best`` and ``early_stopping``. None of them adds state a checkpoint lacks, so a
+resumed run stays bit-exact with all of them on.
 
 Besides its metrics row each epoch leaves an ``EpochRecord``: the per-iteration losses it kept
 (every ``loss_stride``-th iteration and its last one) and the activation statistics of a fixed
@@ -19,12 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nncore.augment import Augmenter
 from nncore.backend import get_xp, to_numpy
 from nncore.data import Dataset, load_dataset
+from nncore.data.datasets import IMAGE_SHAPE
 from nncore.errors import Cancelled, DivergenceError
 from nncore.network import Network
 from nncore.optimizers import make_optimizer
 from nncore.rng import rng_from_arrays, rng_to_arrays
+from nncore.schedules import Plan
 from nncore.spec import JobSpec, TrainSpec, parse_spec
 
 EVAL_BATCH = 1000
@@ -39,6 +49,17 @@ PROBE_SIZE = 256
 def loss_stride(total_iterations: int) -> int:
     """Keep every n-th iteration's loss: 1 for short jobs, else ``MAX_LOSS_POINTS`` bounds them."""
     return max(1, math.ceil(total_iterations / MAX_LOSS_POINTS))
+
+
+def best_epoch(rows: list[dict], min_delta: float = 0.0) -> int | None:
+    """The epoch whose val_acc beat every earlier epoch's by more than ``min_delta``, last
+    such one; ties keep the earlier epoch. None while no epoch has a val_acc."""
+    best, best_value = None, -math.inf
+    for row in rows:
+        value = row["val_acc"]
+        if value is not None and (best is None or value > best_value + min_delta):
+            best, best_value = row["epoch"], value
+    return best
 
 
 def probe_batch(dataset: Dataset) -> np.ndarray:
@@ -72,21 +93,28 @@ class TrainingRun:
             xp.asarray(x.astype(dtype, copy=False))
             for x in (dataset.x_train, dataset.x_val, dataset.x_test))
         self._t_train = xp.asarray(dataset.t_train)
+        # train_acc's samples: the first train_acc_samples (the book's Trainer), else all.
+        self._train_acc_count = min(len(dataset.t_train),
+                                    config.train_acc_samples or len(dataset.t_train))
         self._probe = xp.asarray(probe_batch(dataset).astype(dtype, copy=False))
         self._rng = np.random.Generator(np.random.PCG64(config.seed))
+        self._augment = Augmenter(config.augment, config.seed, IMAGE_SHAPE, xp)
         self.steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
         self.total_iterations = config.epochs * self.steps_per_epoch
         self.loss_every = loss_stride(self.total_iterations)
+        self._plan = Plan(self.steps_per_epoch, self.total_iterations)
+        self._peak_lr = optimizer.hyper["lr"]  # the schedule scales this one
         self.metrics: list[dict] = []
         self.epoch = 0              # epochs completed
         self.iteration = 0          # steps completed, across epochs
         self._perm = None           # the current epoch's order while it is under way
-        self._sums = np.zeros(3)    # loss*n, correct, n over the current epoch's steps
+        self._sums = np.zeros(2)    # loss*n, n over the current epoch's steps
         self._elapsed = 0.0         # seconds already spent in the current epoch
         self._losses: list[tuple[int, float]] = []  # the current epoch's kept losses
+        self._best_state: dict[str, np.ndarray] | None = None  # keep_best: its weights
 
     @classmethod
-    def from_spec(cls, job_spec, data_dir=None, backend: str = "numpy") -> "TrainingRun":
+    def from_spec(cls, job_spec, data_dir=None, backend: str = "numpy") -> TrainingRun:
         """Dataset, network and optimizer from a job spec (a dict, or an already parsed
         ``JobSpec``: the spec is then neither validated nor expanded again)."""
         spec = parse_spec(job_spec)
@@ -100,15 +128,48 @@ class TrainingRun:
         run.spec = spec
         return run
 
-    def fit(self, on_iteration=None, on_epoch=None, should_stop=None) -> list[dict]:
-        """Train the remaining epochs; returns all per-epoch metrics.
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch with the best val_acc so far, when the spec judges epochs by it."""
+        if not self.config.selects_epochs:
+            return None
+        stopping = self.config.early_stopping
+        return best_epoch(self.metrics, stopping.min_delta if stopping else 0.0)
 
-        ``train_loss``/``train_acc`` are the sample-weighted means of the train-mode batch
-        values seen during the epoch (free: no extra pass); ``val_acc``/``test_acc`` come
-        from an eval-mode pass after the epoch. ``on_epoch(metrics, record)`` gets the row and
-        the epoch's ``EpochRecord``. Raises Cancelled and DivergenceError.
+    @property
+    def stopped_early(self) -> bool:
+        """Whether ``early_stopping``'s patience ran out (then ``fit`` trains no more)."""
+        stopping, best = self.config.early_stopping, self.best_epoch
+        return stopping is not None and best is not None and \
+            self.epoch - best >= stopping.patience
+
+    @property
+    def model_epoch(self) -> int:
+        """The epoch whose weights the network holds once ``fit`` returns: the best one with
+        ``keep_best``, else the last one trained."""
+        best = self.best_epoch if self.config.keep_best else None
+        return best if best is not None else self.epoch
+
+    def model_metrics(self) -> dict:
+        """The metrics row of ``model_epoch``: the stored model's own numbers."""
+        return dict(self.metrics[self.model_epoch - 1]) if self.metrics else {}
+
+    def learning_rate(self, step: int) -> float:
+        """The rate of step ``step`` (0-based across epochs) under the spec's schedule."""
+        return self.config.schedule.lr(step, self._peak_lr, self._plan)
+
+    def fit(self, on_iteration=None, on_epoch=None, should_stop=None) -> list[dict]:
+        """Train the remaining epochs, or until early stopping; returns all per-epoch metrics.
+
+        ``train_loss`` is the sample-weighted mean of the train-mode batch losses seen during
+        the epoch (free: no extra pass); ``train_acc``, ``val_acc`` and ``test_acc`` come from
+        eval-mode passes after the epoch, ``train_acc`` over the training set as the epoch
+        left the network (the first ``train_acc_samples`` of it when set). With ``keep_best``
+        the network holds the best epoch's weights when this returns. ``on_epoch(metrics,
+        record)`` gets the row and the epoch's ``EpochRecord``. Raises Cancelled and
+        DivergenceError.
         """
-        while self.epoch < self.config.epochs:
+        while self.epoch < self.config.epochs and not self.stopped_early:
             start = time.perf_counter() - self._elapsed
             if self._perm is None:
                 self._perm = self._rng.permutation(len(self.dataset.x_train))
@@ -117,9 +178,13 @@ class TrainingRun:
             record = self._epoch_record()
             self.metrics.append(row)
             self.epoch += 1
-            self._perm, self._sums, self._elapsed, self._losses = None, np.zeros(3), 0.0, []
+            if self.config.keep_best and self.best_epoch == self.epoch:
+                self._best_state = self.network.state_dict()
+            self._perm, self._sums, self._elapsed, self._losses = None, np.zeros(2), 0.0, []
             if on_epoch is not None:
                 on_epoch(dict(row), record)
+        if self._best_state is not None:
+            self.network.load_state_dict(self._best_state)
         return [dict(row) for row in self.metrics]
 
     def _run_epoch(self, on_iteration, should_stop, start):
@@ -130,14 +195,15 @@ class TrainingRun:
                 raise Cancelled(f"cancelled at epoch {self.epoch + 1}, "
                                 f"iteration {self.iteration + 1}")
             idx = self._xp.asarray(self._perm[step * bs:(step + 1) * bs])
-            x, t = self._x_train[idx], self._t_train[idx]
+            x, t = self._augment(self._x_train[idx]), self._t_train[idx]
             grads = net.gradient(x, t)
             loss = float(net.last_loss)
             if not math.isfinite(loss):
                 raise DivergenceError(f"loss became {loss} at epoch {self.epoch + 1}, "
                                       f"iteration {self.iteration + 1}")
+            self.optimizer.hyper["lr"] = self.learning_rate(self.iteration)
             self.optimizer.update(net.params, grads)
-            self._sums += (loss * len(idx), self._batch_correct(t), len(idx))
+            self._sums += (loss * len(idx), len(idx))
             self.iteration += 1
             if self.iteration % self.loss_every == 0 or step == self.steps_per_epoch - 1:
                 self._losses.append((self.iteration, loss))
@@ -146,14 +212,11 @@ class TrainingRun:
                 on_iteration({"epoch": self.epoch + 1, "iteration": self.iteration,
                               "total_iterations": self.total_iterations})
 
-    def _batch_correct(self, t) -> int:
-        """Correct train-mode predictions of the last step, from the scores it computed."""
-        return int((self.network.last_scores.argmax(axis=1) == t).sum())
-
     def _epoch_metrics(self, seconds: float) -> dict:
-        loss_sum, correct, n = self._sums
+        loss_sum, n = self._sums
+        count = self._train_acc_count
         return {"epoch": self.epoch + 1, "train_loss": float(loss_sum / n),
-                "train_acc": float(correct / n),
+                "train_acc": self.accuracy(self._x_train[:count], self.dataset.t_train[:count]),
                 "val_acc": self.accuracy(self._x_val, self.dataset.t_val),
                 "test_acc": self.accuracy(self._x_test, self.dataset.t_test),
                 "seconds": seconds}
@@ -173,6 +236,9 @@ class TrainingRun:
         state.update({f"opt/{k}": to_numpy(v) for k, v in self.optimizer.state_dict().items()})
         state.update({f"rng/shuffle/{k}": v for k, v in rng_to_arrays(self._rng).items()})
         state.update({f"rng/net/{k}": to_numpy(v) for k, v in self.network.rng_state().items()})
+        state.update({f"rng/augment/{k}": v for k, v in self._augment.state().items()})
+        if self._best_state is not None:
+            state.update({f"best/{k}": v for k, v in self._best_state.items()})
         state["pos/epoch"] = np.array(self.epoch, np.int64)
         state["pos/iteration"] = np.array(self.iteration, np.int64)
         state["pos/sums"] = self._sums.copy()
@@ -195,9 +261,14 @@ class TrainingRun:
         self.optimizer.load_state_dict(section("opt/"), xp=self._xp)
         self.network.set_rng_state(section("rng/net/"))
         self._rng = rng_from_arrays(section("rng/shuffle/"))
+        if section("rng/augment/"):
+            self._augment.set_state(section("rng/augment/"))
+        self._best_state = section("best/") or None
         self.epoch = int(state["pos/epoch"])
         self.iteration = int(state["pos/iteration"])
-        self._sums = np.array(state["pos/sums"], np.float64)
+        sums = np.asarray(state["pos/sums"], np.float64)
+        # Older checkpoints kept a correct-prediction count between the loss sum and n.
+        self._sums = np.array([sums[0], sums[-1]])
         self._elapsed = float(state["pos/elapsed"])
         self._perm = np.array(state["pos/perm"]) if "pos/perm" in state else None
         # Checkpoints written before losses were kept have none: that epoch's curve starts late.

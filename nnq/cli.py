@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from nnq import sweep_cli
+from nnq import model_cli, sweep_cli
 from nnq.errors import NnqError
 from nnq.follow import report_job, watch_job
 from nnq.inputs import predict_file, read_json
@@ -129,6 +129,9 @@ def predict(model: str = typer.Argument(..., help="model id or alias"),
     console.print(table)
     if len(labels) > PREDICT_ROWS_SHOWN:
         console.print(f"... {len(labels) - PREDICT_ROWS_SHOWN} more")
+
+
+model_cli.register(app)  # model, reproduce, export, import
 
 
 class _Stop(Exception):

@@ -23,10 +23,12 @@ from nnq.resources import (
     Alias,
     Health,
     Job,
+    Lineage,
     Metrics,
     Model,
     Prediction,
     Promotion,
+    Reproduction,
     Sweep,
 )
 from nnq.transport import API_PREFIX, DEFAULT_API_URL, IDEMPOTENCY_HEADER, Transport
@@ -35,6 +37,7 @@ __all__ = ["API_PREFIX", "DEFAULT_API_URL", "MAX_PREDICT_SAMPLES", "Client", "it
 
 MAX_PREDICT_SAMPLES = 1000  # the API's per-request limit (service.inference.MAX_SAMPLES)
 NPY_CONTENT_TYPE = "application/octet-stream"
+JSON_CONTENT_TYPE = "application/json"
 LIST_LIMIT = 50
 
 
@@ -136,6 +139,12 @@ class Client:
         body = self.transport.post(f"/sweeps/{sweep_id}/promote", json={"alias": alias})
         return Promotion.model_validate(body).bind(self)
 
+    def sweep_importances(self, sweep_id: int | str) -> dict:
+        """``{"evaluator", "trials", "importances": [{"param", "importance"}], "note"}``:
+        Optuna's parameter importances over the sweep's succeeded trials, most important
+        first. ``/history`` and ``/parallel-coordinates`` have the other views."""
+        return self.transport.get(f"/sweeps/{sweep_id}/importances")
+
     def _sweep(self, body: dict) -> Sweep:
         return Sweep.model_validate(body).bind(self)
 
@@ -211,6 +220,37 @@ class Client:
         import numpy as np
 
         return np.asarray(labels, dtype=np.int64), np.asarray(probabilities, dtype=np.float64)
+
+    # --- lineage, reproduction, export, import ---------------------------------------------
+
+    def lineage(self, ref: int | str) -> Lineage:
+        """Where the model came from: spec, seeds, data hashes, environment, attempts, and
+        each reproduction's verdict."""
+        return Lineage.model_validate(self.transport.get(f"/models/{ref}/lineage")).bind(self)
+
+    def reproduce(self, ref: int | str) -> Reproduction:
+        """Re-train the model from its recorded spec and seeds; ``.wait()`` gives the verdict.
+        Conflict (409) when a recorded data file is gone or changed."""
+        body = self.transport.post(f"/models/{ref}/reproduce")
+        return Reproduction.model_validate(body["reproduction"]).bind(self)
+
+    def export_onnx(self, ref: int | str, path: str | Path | None = None) -> bytes:
+        """The model as ONNX bytes (input ``input``, output ``probabilities``), also written
+        to ``path`` when given."""
+        data = self.transport.request("GET", f"/models/{ref}/model.onnx").content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def import_model(self, state: str | Path | bytes, spec: dict | str | Path) -> Model:
+        """Store tensors trained elsewhere (a ``python -m nncore train`` model file or a
+        ``state.npz``) as a model of ``spec``'s network; SpecError (422) names a tensor that
+        is missing, extra, or of the wrong shape or dtype."""
+        data = state if isinstance(state, bytes) else Path(state).read_bytes()
+        files = {"state": ("state.npz", data, NPY_CONTENT_TYPE),
+                 "spec": ("spec.json", json.dumps(_read_json(spec)).encode(), JSON_CONTENT_TYPE)}
+        return Model.model_validate(self.transport.post("/models/import", files=files)
+                                    ).bind(self)
 
     # --- service --------------------------------------------------------------------------
 

@@ -232,6 +232,7 @@ class Trial(BaseModel):
     epochs: int
     model_id: int | None
     error: str | None
+    chosen: bool = True  # False while an adaptive strategy has yet to choose its params
 
 
 class Sweep(Resource):
@@ -286,6 +287,10 @@ class Sweep(Resource):
 
     def promote(self, alias: str) -> Promotion:
         return self.client.promote(self.id, alias)
+
+    def importances(self) -> dict:
+        """Which searched parameter mattered (GET /sweeps/{id}/importances)."""
+        return self.client.sweep_importances(self.id)
 
     def plot(self, top: int = 5):
         """The searched metric against the first two parameters (log axes for loguniform
@@ -375,3 +380,116 @@ class Health(Resource):
     broker: bool
     workers: bool
     worker_count: int
+
+
+# --- lineage, reproduction ----------------------------------------------------------------
+
+class AttemptRecord(BaseModel):
+    attempt: int
+    worker: str
+    host: str
+    started_at: str | None
+    ended_at: str | None
+    resumed_from_epoch: int
+    outcome: str | None
+
+
+class RunLineage(BaseModel):
+    job_id: int | None
+    sweep_id: int | None
+    trial_index: int | None
+    attempts: list[AttemptRecord]
+    wall_seconds: float | None
+    train_seconds: float | None
+
+
+class TensorDifference(BaseModel):
+    name: str
+    original_sha256: str | None
+    reproduced_sha256: str | None
+    max_abs_diff: float | None
+    note: str | None
+
+
+class ConditionDifference(BaseModel):
+    condition: str
+    original: Any
+    reproduced: Any
+
+
+class Reproduction(Resource):
+    """A re-training of ``original_model_id`` (POST /models/{ref}/reproduce): ``verdict`` is
+    ``pending`` until its job stores ``model_id``, then ``identical`` or ``differs`` (with
+    ``tensors`` and ``conditions``), or ``failed`` when the job ended without a model."""
+
+    id: int
+    original_model_id: int
+    job_id: int
+    model_id: int | None
+    verdict: str
+    tensors: list[TensorDifference]
+    conditions: list[ConditionDifference]
+    error: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict != "pending"
+
+    def _summary(self) -> list[tuple[str, Any]]:
+        return [("id", self.id), ("original_model_id", self.original_model_id),
+                ("job_id", self.job_id), ("model_id", self.model_id),
+                ("verdict", self.verdict), ("differing_tensors", len(self.tensors))]
+
+    def refresh(self) -> Reproduction:
+        lineage = self.client.lineage(self.original_model_id)
+        self._update(next(r for r in lineage.reproductions if r.id == self.id))
+        return self
+
+    def job(self) -> Job:
+        return self.client.job(self.job_id)
+
+    def wait(self, timeout: float | None = None, progress: bool = True, *,
+             console=None, poll: float = POLL_SECONDS) -> Reproduction:
+        """Follow the reproduction's job until it ends, then return the verdict (stored in
+        the job's last transaction)."""
+        self.job().wait(timeout=timeout, progress=progress, console=console, poll=poll)
+        return self.refresh()
+
+
+class OnnxInfo(BaseModel):
+    input_name: str
+    input_shape: list[int | str]
+    output_name: str
+    output_shape: list[int | str]
+    dtype: str
+    opset: int
+
+
+class Lineage(Resource):
+    """Where a model came from (GET /models/{ref}/lineage): spec, seeds, data hashes,
+    environment, the run and its attempts, and every reproduction with its verdict."""
+
+    model_id: int
+    source: str
+    recorded: bool
+    spec: dict[str, Any] | None
+    expanded_spec: dict[str, Any] | None
+    seeds: dict[str, Any] | None
+    data: dict[str, Any]
+    environment: dict[str, Any] | None
+    run: RunLineage
+    verdict: str | None
+    reproductions: list[Reproduction]
+    onnx: OnnxInfo
+
+    def bind(self, client):
+        for reproduction in self.reproductions:
+            reproduction.bind(client)
+        return super().bind(client)
+
+    def _summary(self) -> list[tuple[str, Any]]:
+        return [("model_id", self.model_id), ("source", self.source),
+                ("dataset", self.data.get("dataset")), ("job_id", self.run.job_id),
+                ("attempts", len(self.run.attempts)), ("verdict", self.verdict)]

@@ -7,7 +7,6 @@ word that names no command is taken as the sweep file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -42,7 +41,7 @@ def submit(path: Path = typer.Argument(..., metavar="SWEEP.json",
                                        help="a sweep request (JSON, see README)"),
            wait: bool = typer.Option(False, "--wait",
                                      help="follow the sweep, then print the ranked trials"),
-           idempotency_key: Optional[str] = typer.Option(
+           idempotency_key: str | None = typer.Option(
                None, "--idempotency-key", help="the same key returns the same sweep")) -> None:
     """Submit a sweep; exit 1 after --wait if it failed or was cancelled."""
     body = read_json(path)
@@ -63,8 +62,12 @@ def submit(path: Path = typer.Argument(..., metavar="SWEEP.json",
 
 @app.command()
 def show(sweep_id: str = typer.Argument(..., metavar="ID", help="sweep id")) -> None:
-    """The sweep's trials ranked by its metric, and the best so far."""
-    report_sweep(call(api().sweep, sweep_id).to_dict())
+    """The sweep's trials ranked by its metric, the best so far, and which parameters
+    mattered (Optuna's importances over the succeeded trials)."""
+    client = api()
+    report_sweep(call(client.sweep, sweep_id).to_dict())
+    for line in sweep_view.importances_lines(call(client.sweep_importances, sweep_id)):
+        say(line)
 
 
 @app.command()

@@ -12,6 +12,8 @@ from nnq.tables import format_metric, format_value
 # The order `counts_line` lists trial statuses in: outcomes first, then what is still to come.
 COUNTS_ORDER = (JobStatus.SUCCEEDED, JobStatus.PRUNED, JobStatus.FAILED, JobStatus.CANCELLED,
                 JobStatus.RUNNING, JobStatus.QUEUED, TRIAL_PENDING)
+TO_BE_CHOSEN = "to be chosen"  # an adaptive strategy's trial before it starts
+IMPORTANCE_BAR = 30  # characters of the widest importance bar
 
 
 def param_paths(sweep: dict) -> list[str]:
@@ -42,12 +44,36 @@ def ranked_table(sweep: dict) -> Table:
     for rank, trial in enumerate(sweep.get("trials") or [], start=1):
         job_id = trial.get("job_id")
         star = " *" if job_id is not None and job_id == best_job else ""
-        params = trial.get("params") or {}
         table.add_row(f"{rank}{star}", str(trial.get("index")), format_value(job_id),
-                      str(trial.get("status")), *(format_value(params.get(p)) for p in paths),
+                      str(trial.get("status")), *_param_cells(trial, paths),
                       format_metric(trial.get("val_acc")), format_metric(trial.get("test_acc")),
                       str(trial.get("epochs", 0)))
     return table
+
+
+def _param_cells(trial: dict, paths: list[str]) -> list[str]:
+    """Each searched value; a trial whose params an adaptive strategy has yet to choose says
+    so in its first parameter column."""
+    if trial.get("chosen", True) is False:
+        return [TO_BE_CHOSEN, *([""] * (len(paths) - 1))] if paths else []
+    params = trial.get("params") or {}
+    return [format_value(params.get(p)) for p in paths]
+
+
+def importances_lines(found: dict) -> list[str]:
+    """Optuna's importances (GET /sweeps/{id}/importances) as bars, most important first,
+    or the note saying why there are none yet."""
+    items = found.get("importances") or []
+    if not items:
+        return [f"importances: {found.get('note') or 'none yet'}"]
+    width = max(len(item["param"]) for item in items)
+    lines = [(f"parameter importances ({found.get('evaluator')}, "
+              f"{found.get('trials')} succeeded trials):")]
+    for item in items:
+        share = float(item["importance"])
+        bar = "#" * max(1, round(share * IMPORTANCE_BAR)) if share > 0 else ""
+        lines.append(f"  {item['param'].ljust(width)}  {share:5.3f}  {bar}")
+    return lines
 
 
 def counts_line(sweep: dict) -> str:

@@ -7,7 +7,9 @@ from flask_openapi3 import Info, OpenAPI
 
 from service.api import API_PREFIX, register_api
 from service.api.deps import EXTENSION, close_db
+from service.api.document import finish_document
 from service.auth import require_token
+from service.body_limit import BodyLimit
 from service.dashboard import register_dashboard
 from service.db import session_factory
 from service.errors import (
@@ -19,6 +21,7 @@ from service.errors import (
     register_error_handlers,
     validation_error_callback,
 )
+from service.jsonio import FastJSONProvider
 from service.settings import Settings, settings
 
 API_VERSION = "1.0.0"
@@ -34,6 +37,7 @@ def flask_config(config: Settings) -> dict:
         "NNQ_API_TOKEN": config.api_token,
         "NNQ_DATA_DIR": config.data_dir,
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        "NNQ_MAX_QUEUED_PER_TOKEN": config.max_queued_per_token,
     }
 
 
@@ -55,6 +59,7 @@ def create_app(config: dict | None = None) -> OpenAPI:
     )
     app.config.update(flask_config(settings()))
     app.config.update(config or {})
+    app.json = FastJSONProvider(app)
     app.json.sort_keys = False
     app.extensions[EXTENSION] = {"sessions": session_factory(app.config["NNQ_DATABASE_URL"])}
     app.teardown_appcontext(close_db)
@@ -64,4 +69,6 @@ def create_app(config: dict | None = None) -> OpenAPI:
     register_error_handlers(app)
     register_api(app)
     register_dashboard(app)
+    finish_document(app)
+    app.wsgi_app = BodyLimit(app)
     return app

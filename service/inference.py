@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
+import functools
 import io
 import math
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import nncore
 from nncore.data.datasets import PIXEL_SCALE
-from service.db import MAX_ID
+from service.db import MAX_ID, Model
 from service.db import model_store as models
 from service.db.tensors import state_from_rows
+from service.settings import settings
 
 MAX_SAMPLES = 1000
 CACHE_SIZE = 16
@@ -43,9 +48,16 @@ class InputError(ValueError):
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A rebuilt network and the lock that keeps its layers' forward caches per call."""
+    """A rebuilt network and the lock that keeps its layers' forward caches per call.
 
+    ``created_at`` identifies the stored row it came from; ``fresh_until`` (monotonic seconds)
+    is when the cache next checks that row still exists unchanged.
+    """
+
+    model_id: int
     net: object
+    created_at: dt.datetime
+    fresh_until: float
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,38 +67,53 @@ class LoadedModel:
         return proba.argmax(axis=1), proba
 
 
-def _key(session: Session, model_id: int) -> tuple[str, int]:
-    """Model ids are per database, so the database URL is part of the key."""
-    return str(session.get_bind().url), model_id
-
-
 class ModelCache:
     """Rebuilt networks keyed by (database, model id); least recently used ones are dropped.
 
-    Stored models never change, so an entry never goes stale.
+    The database is its ``sessionmaker`` (one per URL, ``service.db.session_factory``), so a
+    request whose model is cached and fresh opens no session at all. Stored models never
+    change; every ``predict_recheck_seconds`` (settings) an entry's row is read again (one
+    primary-key read), so a model that vanished with a restored or reset database is noticed.
     """
 
-    def __init__(self, size: int = CACHE_SIZE):
-        self.size = size
+    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic):
+        self.size, self.clock = size, clock
         self._nets: collections.OrderedDict[tuple, LoadedModel] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session: Session, model_id: int) -> LoadedModel:
-        key = _key(session, model_id)
+    def get(self, sessions: sessionmaker[Session], model_id: int) -> LoadedModel:
+        """The model, rebuilt on first use; raises ModelNotFound."""
+        key = (sessions, model_id)
         with self._lock:
-            net = self._nets.get(key)
-            if net is not None:
+            loaded = self._nets.get(key)
+            if loaded is not None and self.clock() < loaded.fresh_until:
                 self._nets.move_to_end(key)
-                return net
-        net = LoadedModel(load_network(session, model_id))
+                return loaded
+        loaded = self._check_or_load(sessions, model_id, loaded)
         with self._lock:
-            self._nets[key] = net
+            self._nets[key] = loaded
+            self._nets.move_to_end(key)
             while len(self._nets) > self.size:
                 self._nets.popitem(last=False)
-        return net
+        return loaded
 
-    def has(self, session: Session, model_id: int) -> bool:
-        return _key(session, model_id) in self._nets
+    def _check_or_load(self, sessions: sessionmaker[Session], model_id: int,
+                       cached: LoadedModel | None) -> LoadedModel:
+        fresh_until = self.clock() + settings().predict_recheck_seconds
+        with sessions() as session:
+            model = models.get_model(session, model_id) if model_id <= MAX_ID else None
+            if model is None:
+                self.forget(sessions, model_id)
+                raise ModelNotFound(f"no model {model_id}")
+            if cached is not None and cached.created_at == model.created_at:
+                cached.fresh_until = fresh_until
+                return cached
+            return LoadedModel(model_id, load_network(session, model), model.created_at,
+                               fresh_until)
+
+    def forget(self, sessions: sessionmaker[Session], model_id: int) -> None:
+        with self._lock:
+            self._nets.pop((sessions, model_id), None)
 
 
 CACHE = ModelCache()
@@ -96,26 +123,47 @@ def resolve_ref(session: Session, ref: str) -> int:
     """A model id from ``ref`` (digits: an id, else an alias name); raises ModelNotFound."""
     if ref.isdigit():
         model_id = int(ref)
-        known = model_id <= MAX_ID and (
-            CACHE.has(session, model_id) or models.get_model(session, model_id) is not None)
-        if known:
+        if model_id <= MAX_ID and models.get_model(session, model_id) is not None:
             return model_id
         raise ModelNotFound(f"no model {model_id}")
-    model_id = models.alias_target(session, ref)
+    return _alias_target(session, ref)
+
+
+def _alias_target(session: Session, name: str) -> int:
+    model_id = models.alias_target(session, name)
     if model_id is None:
-        raise ModelNotFound(f"no model or alias named {ref!r}")
+        raise ModelNotFound(f"no model or alias named {name!r}")
     return model_id
 
 
-def load_network(session: Session, model_id: int):
+def serving_model(sessions: sessionmaker[Session], ref: str) -> LoadedModel:
+    """The cached model ``ref`` names, for predict: an id costs no database read while its
+    entry is fresh; an alias costs one primary-key read, because another process may have
+    moved it a moment ago. Raises ModelNotFound."""
+    if ref.isdigit():
+        return CACHE.get(sessions, int(ref))
+    with sessions() as session:
+        model_id = _alias_target(session, ref)
+    return CACHE.get(sessions, model_id)
+
+
+def load_network(session: Session, model: Model):
     """The stored model rebuilt with its tensors."""
-    model = models.get_model(session, model_id)
-    if model is None:
-        raise ModelNotFound(f"no model {model_id}")
     net = nncore.build({"layers": model.layers}, tuple(model.input_shape), model.num_classes,
                        dtype=model.dtype)
-    net.load_state_dict(state_from_rows(models.tensors(session, model_id)))
+    net.load_state_dict(state_from_rows(models.tensors(session, model.id)))
     return net
+
+
+@functools.cache
+def _accepted_shapes(input_shape: tuple) -> frozenset:
+    """The sample shapes a model with ``input_shape`` takes: flat, its own, without unit axes,
+    and 28x28 images for a 784-input model."""
+    size = math.prod(input_shape)
+    accepted = {(size,), input_shape, tuple(d for d in input_shape if d != 1)}
+    if size == IMAGE_SIDE * IMAGE_SIDE:
+        accepted |= {(1, IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE, IMAGE_SIDE)}
+    return frozenset(accepted)
 
 
 def shape_inputs(x: np.ndarray, input_shape: tuple, dtype, field: str = "inputs") -> np.ndarray:
@@ -125,10 +173,8 @@ def shape_inputs(x: np.ndarray, input_shape: tuple, dtype, field: str = "inputs"
     size = math.prod(input_shape)
     if x.ndim >= 1 and x.shape == (size,):
         x = x[None]
-    accepted = {(size,), tuple(input_shape), tuple(d for d in input_shape if d != 1)}
-    if size == IMAGE_SIDE * IMAGE_SIDE:
-        accepted |= {(1, IMAGE_SIDE, IMAGE_SIDE), (IMAGE_SIDE, IMAGE_SIDE)}
-    if x.ndim < 2 or tuple(x.shape[1:]) not in accepted:
+    accepted = _accepted_shapes(tuple(input_shape))
+    if x.ndim < 2 or x.shape[1:] not in accepted:
         shapes = " or ".join(str(shape) for shape in sorted(accepted, key=len))
         raise InputError(field, f"each sample must have {size} values (shape {shapes}); "
                                 f"got samples of shape {tuple(x.shape[1:])}")
@@ -152,19 +198,24 @@ def from_json(inputs: list) -> np.ndarray:
 
 
 def from_npy(data: bytes) -> np.ndarray:
-    """An .npy body; never unpickles, and never trusts the header's size over the bytes sent."""
+    """An .npy body; never unpickles, and never trusts the header's size over the bytes sent.
+
+    The array is a read-only view of the body (``shape_inputs`` copies it into the model's
+    dtype anyway)."""
     fmt = np.lib.format
     try:
         f = io.BytesIO(data)
         version = fmt.read_magic(f)
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _fortran, dtype = read_header(f)
+        shape, fortran, dtype = read_header(f)
         if dtype.hasobject:
             raise ValueError("object arrays are not accepted")
-        if math.prod(shape) * dtype.itemsize != len(data) - f.tell():
+        count = math.prod(shape)
+        if count * dtype.itemsize != len(data) - f.tell():
             raise ValueError(f"header declares {shape} {dtype} but the body has "
                              f"{len(data) - f.tell()} data bytes")
-        return fmt.read_array(io.BytesIO(data), allow_pickle=False)
+        flat = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
+        return flat.reshape(shape, order="F" if fortran else "C")
     except (ValueError, OSError, EOFError) as exc:
         raise InputError("body", f"not a readable .npy array ({exc})") from None
 

@@ -2,12 +2,14 @@
 stack read, with its default.
 
 ``settings()`` reads the environment on each call, because worker subprocesses and tests
-set variables after import. Empty variables count as unset. Needs only pydantic-settings,
+set variables after import (and parses it again only when an ``NNQ_*`` variable changed). Empty variables count as unset. Needs only pydantic-settings,
 so ``service.db`` and the CLI can import it without Flask.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -18,6 +20,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/nnq.db"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 _POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 _PSYCOPG_PREFIX = "postgresql+psycopg://"
+PARSED_ENVIRONMENTS = 8  # tests switch between a few; a process normally has one
 
 
 def normalize_url(url: str) -> str:
@@ -47,6 +50,28 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=3600, gt=0)
     # The reconciler re-sends a queued job nobody touched for this long.
     requeue_after_seconds: float = Field(default=300.0, gt=0)
+    # A running job's one periodic write (lease, progress and the cancel flag read back)
+    # comes this often, and at least three times per lease: what sets the database's load
+    # per worker (docs/scale.md) and how soon a running job sees a cancel.
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # A job writes its finished epochs (metrics rows, run records, checkpoint) at most this
+    # often: the first epoch at once, the rest when this has passed or the run ends, so a
+    # resumed job retrains at most this much. 0 writes every epoch; a large fleet sets ~30
+    # (docs/scale.md).
+    epoch_write_seconds: float = Field(default=0.0, ge=0)
+    # An epoch write carries the job's checkpoint (megabytes) only when this long has passed
+    # since the last one, counted from the job's start: 0 puts one in every epoch write. A
+    # fleet sets ~300, bounding checkpoint traffic to workers x checkpoint size / 300 s; a
+    # resumed job then retrains (and rewrites the rows of) the epochs since its checkpoint.
+    checkpoint_seconds: float = Field(default=0.0, ge=0)
+    # The API trusts a model it has loaded for this long before reading its row again
+    # (stored models never change; this notices a database that was restored or reset).
+    predict_recheck_seconds: float = Field(default=5.0, ge=0)
+    # Queued jobs the API accepts before it answers 429: nnq has one API token, so this bounds
+    # what all its holders (or, without a token, everyone) may have waiting at once.
+    max_queued_per_token: int = Field(default=1000, ge=1)
+    # How long a SQLite statement waits for another connection's write lock (milliseconds).
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     @field_validator("database_url")
     @classmethod
@@ -55,5 +80,15 @@ class Settings(BaseSettings):
 
 
 def settings() -> Settings:
-    """The settings as the environment says now."""
+    """The settings as the environment says now.
+
+    Parsing costs milliseconds and a worker asks several times per job, so each distinct
+    set of ``NNQ_*`` variables is parsed once (the object is frozen, so sharing it is safe).
+    """
+    return _parsed(tuple(sorted((name, value) for name, value in os.environ.items()
+                                if name.upper().startswith(ENV_PREFIX))))
+
+
+@functools.lru_cache(maxsize=PARSED_ENVIRONMENTS)
+def _parsed(_environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()

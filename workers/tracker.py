@@ -1,9 +1,18 @@
-"""Callbacks that connect ``TrainingRun.fit`` to the job row, cheaply.
+"""Callbacks that connect ``TrainingRun.fit`` to the job row, within a write budget.
 
-An iteration can take well under a millisecond, so nothing here touches the
-database per iteration: progress is written at most every PROGRESS_INTERVAL_S,
-the cancel flag is read at most every CANCEL_POLL_S, and the lease is renewed
-by a heartbeat thread (it also covers long evaluations between iterations).
+Nothing here touches the database per iteration, and a running job's writes are few and
+bounded in rate, so that one database serves a large fleet (docs/scale.md):
+
+- one heartbeat thread makes one UPDATE every ``heartbeat_seconds`` (settings; at least
+  three per lease): it renews the lease, writes progress and reads the cancel flag back.
+  The training thread beats once itself, right after the first iteration, so a started
+  job shows it at once;
+- finished epochs are written at most every ``epoch_write_seconds``: the metrics rows and run
+  records of every epoch since the last write in one transaction. The first epoch is
+  written at once and the rest when training ends. A sweep trial writes every epoch: its
+  pruner compares trials epoch by epoch;
+- a write carries the checkpoint (the latest epoch's) when ``checkpoint_seconds`` have passed
+  since the last one (or since the job started): megabytes, so their rate is bounded apart.
 """
 
 from __future__ import annotations
@@ -12,17 +21,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nncore.training import EpochRecord
 from service.db import jobs as store
+from service.db.scope import transaction
+from service.settings import settings
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 0.5
-CANCEL_POLL_S = 0.3
 RENEWALS_PER_LEASE = 3
 
 
@@ -31,89 +41,113 @@ class Pruned(Exception):
 
 
 class JobTracker:
-    """Progress, metrics + checkpoint per epoch, cancel and lease for one claimed job."""
+    """Progress, cancel and lease (the heartbeat) and the epochs' rows for one claimed job.
+
+    ``heartbeat_seconds``, ``epoch_write_seconds`` and ``checkpoint_seconds`` default to the
+    settings.
+    """
 
     def __init__(self, sessions: sessionmaker[Session], job_id: int, owner: str,
                  lease_seconds: float, checkpoint: Callable[[], bytes],
                  clock: Callable[[], float] = time.monotonic,
-                 prune: Callable[[], str | None] | None = None):
+                 prune: Callable[[], str | None] | None = None, *,
+                 heartbeat_seconds: float | None = None,
+                 epoch_write_seconds: float | None = None,
+                 checkpoint_seconds: float | None = None):
+        config = settings()
         self.sessions, self.job_id, self.owner = sessions, job_id, owner
-        self._prune = prune
         self.lease_seconds = lease_seconds
-        self._checkpoint, self._clock = checkpoint, clock
+        self.heartbeat_seconds = min(heartbeat_seconds or config.heartbeat_seconds,
+                                     lease_seconds / RENEWALS_PER_LEASE)
+        self.epoch_write_seconds = (config.epoch_write_seconds if epoch_write_seconds is None
+                                    else epoch_write_seconds)
+        self.checkpoint_seconds = (config.checkpoint_seconds if checkpoint_seconds is None
+                                   else checkpoint_seconds)
+        self._checkpoint, self._clock, self._prune = checkpoint, clock, prune
         self._session = sessions()
-        self._progress = {"epoch": 0, "iteration": 0, "total_iterations": 0}
-        self._last_write = self._last_poll = float("-inf")
+        self._progress: dict | None = None
+        self._pending: list[tuple[dict, EpochRecord | None]] = []
+        self._last_epoch_write = float("-inf")
+        self._last_checkpoint = clock() if self.checkpoint_seconds else float("-inf")
         self._cancel = False
         self._lost = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                        name=f"lease-{job_id}")
+                                        name=f"heartbeat-{job_id}")
 
-    def __enter__(self) -> JobTracker:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-        self._session.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Write the epochs still pending (rows only: after ``fit`` the network may hold the
+        best epoch's weights, not the last one's), then stop the heartbeat."""
+        try:
+            if exc_type is None:
+                self.write_epochs(with_checkpoint=False)
+            elif self._pending and not issubclass(exc_type, store.LeaseLost):
+                try:
+                    self.write_epochs(with_checkpoint=False)
+                except (store.LeaseLost, SQLAlchemyError):  # the first error is the story
+                    log.warning("job %s: finished epochs not written", self.job_id,
+                                exc_info=True)
+        finally:
+            self._done.set()
+            self._thread.join()
+            self._session.close()
 
     def _heartbeat(self) -> None:
-        """Renew the lease every lease/3 s until training ends or the job is lost."""
         with self.sessions() as session:
-            while not self._done.wait(self.lease_seconds / RENEWALS_PER_LEASE):
-                try:
-                    if not store.renew_lease(session, self.job_id, self.owner,
-                                             self.lease_seconds):
-                        self._lost.set()
-                        return
-                except DBAPIError:  # a DB blip: the next beat tries again
-                    log.warning("job %s: lease renewal failed", self.job_id, exc_info=True)
+            while not self._done.wait(self.heartbeat_seconds):
+                if not self.beat(session):
+                    return
+
+    def beat(self, session: Session) -> bool:
+        """One heartbeat write; False once the job is lost (the heartbeat then stops)."""
+        try:
+            cancel = store.heartbeat(session, self.job_id, self.owner, self.lease_seconds,
+                                     self._progress)
+        except DBAPIError:  # a DB blip: the next beat tries again
+            log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+            return True
+        if cancel is None:
+            self._lost.set()
+            return False
+        self._cancel = self._cancel or cancel
+        return True
 
     def _check_owned(self) -> None:
         if self._lost.is_set():
             raise store.LeaseLost(f"job {self.job_id}: lease lost to another worker")
 
     def on_iteration(self, progress: dict) -> None:
+        """Keep the progress for the next heartbeat; after the first iteration, beat at once,
+        from this thread (the heartbeat thread would wait for the interpreter lock while
+        training holds it)."""
+        first = self._progress is None
         self._progress = dict(progress)
-        now = self._clock()
-        if now - self._last_write < PROGRESS_INTERVAL_S:
-            return
-        self._last_write = now
-        try:
-            owned = store.record_progress(self._session, self.job_id, self.owner,
-                                          progress["epoch"], progress["iteration"],
-                                          progress["total_iterations"])
-        except DBAPIError:  # a DB blip costs one progress update, not the attempt
-            log.warning("job %s: progress write failed", self.job_id, exc_info=True)
-            return
-        if not owned:
-            self._lost.set()
+        if first:
+            self.beat(self._session)
 
     def should_stop(self) -> bool:
         self._check_owned()
-        now = self._clock()
-        if not self._cancel and now - self._last_poll >= CANCEL_POLL_S:
-            self._last_poll = now
-            try:
-                self._cancel = store.cancel_requested(self._session, self.job_id)
-            except DBAPIError:  # asked again at the next poll
-                log.warning("job %s: cancel poll failed", self.job_id, exc_info=True)
         return self._cancel
 
     def on_epoch(self, metrics: dict, record: EpochRecord | None = None) -> None:
-        """The epoch's metrics row, its record (kept losses, activation statistics) and a
-        checkpoint that resumes at the next epoch, in one transaction.
+        """Keep the epoch's metrics row and record; write them when ``epoch_write_seconds``
+        has passed since the last write (at once for the first epoch and for a sweep trial),
+        with a checkpoint that resumes at the next epoch when ``checkpoint_seconds`` has.
 
         Then, for a sweep trial, ask ``prune`` (it reads the row just written) and raise
         Pruned with its reason; a DB blip there skips this epoch's check, not the attempt.
         """
         self._check_owned()
-        store.record_epoch(self._session, self.job_id, self.owner, metrics, self._checkpoint(),
-                           iteration=self._progress.get("iteration"),
-                           total_iterations=self._progress.get("total_iterations"),
-                           record=record)
+        self._pending.append((metrics, record))
+        due = self._clock() - self._last_epoch_write >= self.epoch_write_seconds
+        if not due and self._prune is None:
+            return
+        self.write_epochs(
+            with_checkpoint=self._clock() - self._last_checkpoint >= self.checkpoint_seconds)
         if self._prune is None:
             return
         try:
@@ -123,3 +157,24 @@ class JobTracker:
             return
         if reason:
             raise Pruned(reason)
+
+    def write_epochs(self, *, with_checkpoint: bool) -> None:
+        """The pending epochs' rows in one transaction; the checkpoint (taken now) goes with
+        the last of them. Raises LeaseLost, writing nothing, when the job is no longer ours;
+        after any error the epochs are dropped (the exception ends or retries the attempt)."""
+        pending, self._pending = self._pending, []  # a failed write is not tried again
+        if not pending:
+            return
+        checkpoint = self._checkpoint() if with_checkpoint else None
+        progress = self._progress or {}
+        last = len(pending) - 1
+        with transaction(self._session):
+            for i, (metrics, record) in enumerate(pending):
+                store.record_epoch(
+                    self._session, self.job_id, self.owner, metrics,
+                    checkpoint if i == last else None, record=record,
+                    iteration=progress.get("iteration") if i == last else None,
+                    total_iterations=progress.get("total_iterations") if i == last else None)
+        self._last_epoch_write = self._clock()
+        if checkpoint is not None:
+            self._last_checkpoint = self._last_epoch_write

@@ -21,6 +21,7 @@ from nnq.status import JobStatus
 from service.db import jobs as store
 from service.db import session_factory
 from service.db.attempts import owner_for
+from service.db.lineage import finish_with_lineage
 from service.db.models import Job
 from service.queue import TRAIN_TASK, enqueue
 from service.settings import settings
@@ -73,10 +74,11 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
                     lambda: nncore.state_to_bytes(run.checkpoint()), prune=prune) as tracker:
         run.fit(on_iteration=tracker.on_iteration, on_epoch=tracker.on_epoch,
                 should_stop=tracker.should_stop)
-    # The last epoch's row: the model's headline numbers, whichever attempt wrote it.
-    metrics = store.last_epoch_metrics(session, job.id)
+    # The stored model's epoch (the best by val_acc with train.keep_best, else the last) gives
+    # its headline numbers, whichever attempt trained it: the checkpoint carries every row.
+    metrics = run.model_metrics()
     metrics["epochs"] = run.epoch
-    store.finish_job(session, job.id, owner, run.network, metrics, run.dataset.fingerprint)
+    finish_with_lineage(session, job.id, owner, run, metrics, settings().data_dir)
 
 
 def run_job(job_id: int) -> str:

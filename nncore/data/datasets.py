@@ -129,7 +129,7 @@ def _load_idx_set(name: str, data_dir):
 
 def _load_synthetic(samples: int, seed: int):
     x, t = make_synthetic(samples, seed)              # (N, 28, 28) float32
-    n_test = int(round(samples * SYNTHETIC_TEST_FRACTION))
+    n_test = round(samples * SYNTHETIC_TEST_FRACTION)
     return x[n_test:], t[n_test:], x[:n_test], t[:n_test]
 
 
@@ -147,8 +147,10 @@ def load_dataset(name: str, data_dir=None, *, flatten: bool = True, **options) -
 
     ``options`` are the data section's fields (``DataSpec``, which holds their defaults):
     ``val_fraction`` of the training set (seeded permutation) becomes the validation set;
-    ``train_limit`` then caps the remaining training samples. ``samples`` only applies to
-    ``synthetic``, whose data also depends on ``seed``. Raises DataError on bad input.
+    ``train_limit`` then keeps N of the remaining training samples, the first N in file order
+    (``train_subset`` "first") or N drawn by the same permutation ("random"). ``samples``
+    only applies to ``synthetic``, whose data also depends on ``seed``. Raises DataError on
+    bad input.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -168,9 +170,11 @@ def _load(spec: DataSpec, data_dir, flatten: bool) -> Dataset:
         x_train, t_train, x_test, t_test = _load_idx_set(name, data_dir)
 
     perm = np.random.Generator(np.random.PCG64(seed)).permutation(len(x_train))
-    n_val = int(round(len(x_train) * val_fraction))
+    n_val = round(len(x_train) * val_fraction)
     val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    if train_limit is not None:
+    if train_limit is not None and spec.train_subset == "first":
+        train_idx = train_idx[:train_limit]
+    elif train_limit is not None:
         train_idx = np.sort(perm[n_val:][:train_limit])
     # Split before converting pixels, so only the kept samples are ever float32.
     x_val, t_val = _as_inputs(x_train[val_idx]), t_train[val_idx]

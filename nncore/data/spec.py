@@ -10,6 +10,7 @@ from pydantic import Field
 from ..schema import Seed, Strict
 
 DATASETS = ("mnist", "fashion-mnist", "synthetic")
+TRAIN_SUBSETS = ("first", "random")
 MAX_TRAIN_LIMIT = 10**9
 MIN_SYNTHETIC_SAMPLES = 10
 MAX_SYNTHETIC_SAMPLES = 100_000
@@ -19,6 +20,9 @@ class DataSpec(Strict):
     dataset: Literal[DATASETS] = Field(description="mnist, fashion-mnist (IDX files) or synthetic")
     train_limit: int | None = Field(None, ge=1, le=MAX_TRAIN_LIMIT,
                                     description="cap on training samples (the book's 300)")
+    train_subset: Literal[TRAIN_SUBSETS] = Field(
+        "first", description="which train_limit samples: the first N in file order (the "
+                             "book's x_train[:300]), or N drawn with data.seed")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0,
                                 description="share of the training set held out for val_acc")
     samples: int = Field(2000, ge=MIN_SYNTHETIC_SAMPLES, le=MAX_SYNTHETIC_SAMPLES,

@@ -9,7 +9,22 @@ from .dropout import Dropout
 from .loss import SoftmaxCrossEntropy, softmax
 
 __all__ = [
-    "ACTIVATIONS", "Affine", "BatchNorm", "BuildContext", "Conv2D", "Dropout", "Flatten", "LAYERS",
-    "Layer", "LayerSpec", "MaxPool2D", "ReLU", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "col2im",
-    "im2col", "softmax",
+    "ACTIVATIONS",
+    "LAYERS",
+    "Affine",
+    "BatchNorm",
+    "BuildContext",
+    "Conv2D",
+    "Dropout",
+    "Flatten",
+    "Layer",
+    "LayerSpec",
+    "MaxPool2D",
+    "ReLU",
+    "Sigmoid",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "col2im",
+    "im2col",
+    "softmax",
 ]

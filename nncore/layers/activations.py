@@ -1,16 +1,22 @@
 """Element-wise activations."""
 from typing import Literal
 
+from ..backend import array_module
 from .base import Layer, LayerSpec
 
 
 class ReLU(Layer):
     def forward(self, x, *, train):
-        self._mask = x > 0
-        return x * self._mask
+        if not train:
+            return x * (x > 0)
+        xp = array_module(x)
+        # the mask in x's dtype: numpy multiplies by a boolean mask several times slower
+        self._mask = xp.greater(x, 0, out=self.result_array("mask", x.shape, x, train=True))
+        return xp.multiply(x, self._mask, out=self.result_array("output", x.shape, x, train=True))
 
     def backward(self, dout):
-        return dout * self._mask
+        dx = self.result_array("input_grad", dout.shape, dout, train=True)
+        return array_module(dout).multiply(dout, self._mask, out=dx)
 
 
 class Sigmoid(Layer):

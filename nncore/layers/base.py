@@ -9,10 +9,12 @@ Declaring the subclass registers it in ``LAYERS``; validation, expansion, parame
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..backend import array_module
 from ..schema import Strict, literal_value
 
 
@@ -22,7 +24,19 @@ class Layer:
     ``params`` and ``grads`` share keys; ``buffers`` hold non-trainable state (BatchNorm's running
     statistics) that is saved with the model. Every layer takes ``train``, so no caller ever asks a
     layer what it is. ``backward`` never writes into ``dout``.
+
+    Results of a training-mode ``forward`` and of ``backward`` may live in memory the layer
+    reuses on its next training call (``result_array``): use them within the step, copy what
+    must outlive it. Eval-mode results are always new arrays.
+
+    A gradient already in ``grads`` when ``backward`` runs is an array to write into (the
+    network's preallocated buffer); a layer may also replace it. With ``needs_input_grad``
+    False (the network's first trainable layer: nothing below it learns) ``backward`` only
+    computes the parameter gradients and returns None.
     """
+
+    needs_input_grad: bool = True
+    _scratch: Scratch | None = None
 
     def __init__(self):
         self.params: dict = {}
@@ -34,6 +48,55 @@ class Layer:
 
     def backward(self, dout):
         raise NotImplementedError
+
+    def scratch(self, like) -> Scratch:
+        """This layer's reusable working arrays, made on first use on ``like``'s backend."""
+        if self._scratch is None:
+            self._scratch = Scratch(array_module(like))
+        return self._scratch
+
+    def result_array(self, role: str, shape: tuple, like, *, train: bool):
+        """Where a result goes. In training: memory this layer hands out again on its next
+        training call (by then the network has consumed the result), so a step allocates and
+        page-faults nothing; in eval mode a new array, which the caller may keep."""
+        if train:
+            return self.scratch(like).empty(role, shape, like.dtype)
+        return array_module(like).empty(shape, dtype=like.dtype)
+
+    def grad_buffer(self, key: str, param):
+        """The array the gradient of ``param`` goes into: the one in ``grads`` when it fits,
+        else a new one (kept in ``grads``)."""
+        grad = self.grads.get(key)
+        if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
+            grad = self.grads[key] = array_module(param).empty_like(param)
+        return grad
+
+
+class Scratch:
+    """Working arrays a layer reuses from one call to the next, reallocated only when they no
+    longer fit: large temporaries then cost neither an allocation nor fresh pages each step.
+    Two arrays in use at the same time need two roles."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self._flat: dict = {}    # role -> 1-D array, at least as large as asked for
+        self._exact: dict = {}   # role -> array of exactly the shape last asked for
+
+    def empty(self, role: str, shape: tuple, dtype):
+        """An uninitialised contiguous array of ``shape``."""
+        size = math.prod(shape)
+        buf = self._flat.get(role)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self._flat[role] = self.xp.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
+    def zeroed_once(self, role: str, shape: tuple, dtype):
+        """An array zeroed when (re)allocated and otherwise handed back as the last caller left
+        it: a padded input whose border nobody writes stays padded with zeros."""
+        buf = self._exact.get(role)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self._exact[role] = self.xp.zeros(shape, dtype=dtype)
+        return buf
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..backend import array_module
 from ..schema import Positive
 from .base import Layer, LayerSpec
 
@@ -33,32 +34,52 @@ class BatchNorm(Layer):
         if not train:
             mean = self._shaped(self.buffers["running_mean"], x)
             var = self._shaped(self.buffers["running_var"], x)
-            return (x - mean) * (gamma / (var + self.eps) ** 0.5) + beta
+            y = x - mean
+            y *= gamma / (var + self.eps) ** 0.5
+            y += beta
+            return y
+        xp = array_module(x)
         axes = self._axes(x)
         count = x.size // x.shape[1]
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        var = (xc * xc).mean(axis=axes, keepdims=True)
+        # sum then divide is what mean() does, without its Python overhead on small arrays
+        mean = x.sum(axis=axes, keepdims=True)
+        mean /= count
+        xc = xp.subtract(x, mean, out=self.scratch(x).empty("centred", x.shape, x.dtype))
+        y = xp.multiply(xc, xc, out=self.result_array("output", x.shape, x, train=True))
+        var = y.sum(axis=axes, keepdims=True)  # y holds the squares until the output overwrites them
+        var /= count
         inv_std = 1 / (var + self.eps) ** 0.5
-        xhat = xc * inv_std
-        self._cache = (xhat, inv_std, axes, count)
+        scale = gamma * inv_std  # xhat * gamma == xc * scale, one pass instead of two
+        xp.multiply(xc, scale, out=y)
+        y += beta
+        self._cache = (xc, inv_std, scale, axes, count)
         m = self.momentum
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
         rm *= 1 - m
         rm += m * mean.reshape(rm.shape)
         rv *= 1 - m
         rv += (m * count / max(count - 1, 1)) * var.reshape(rv.shape)
-        return xhat * gamma + beta
+        return y
 
     def backward(self, dout):
-        xhat, inv_std, axes, count = self._cache
-        gamma = self._shaped(self.params["gamma"], dout)
+        xc, inv_std, scale, axes, count = self._cache
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        xp = array_module(dout)
         dbeta = dout.sum(axis=axes, keepdims=True)
-        dgamma = (dout * xhat).sum(axis=axes, keepdims=True)
-        self.grads["gamma"] = dgamma.reshape(self.params["gamma"].shape)
-        self.grads["beta"] = dbeta.reshape(self.params["beta"].shape)
-        # d/dx of (x - mean) / std with both mean and std depending on the batch
-        return (gamma * inv_std / count) * (count * dout - dbeta - xhat * dgamma)
+        product = xp.multiply(dout, xc, out=self.scratch(dout).empty("product", xc.shape, xc.dtype))
+        dgamma = product.sum(axis=axes, keepdims=True)
+        dgamma *= inv_std  # sum(dout * xhat) with xhat = xc * inv_std
+        self.grad_buffer("gamma", gamma)[...] = dgamma.reshape(gamma.shape)
+        self.grad_buffer("beta", beta)[...] = dbeta.reshape(beta.shape)
+        if not self.needs_input_grad:
+            return None
+        # d/dx of (x - mean) / std with both depending on the batch:
+        # scale * (dout - dbeta / count - xhat * dgamma / count), per-channel factors folded
+        shift = xp.multiply(xc, scale * inv_std * dgamma / count, out=product)
+        shift += scale * dbeta / count
+        dx = xp.multiply(dout, scale, out=self.result_array("input_grad", dout.shape, dout, train=True))
+        dx -= shift
+        return dx
 
 
 class BatchNormSpec(LayerSpec):

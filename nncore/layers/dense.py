@@ -2,6 +2,7 @@
 import math
 from typing import Literal
 
+from ..backend import array_module
 from ..init import weight_scale
 from ..schema import Init, Positive, Width
 from .base import Layer, LayerSpec
@@ -20,12 +21,16 @@ class Affine(Layer):
         self._in_shape = x.shape
         x2 = x.reshape(x.shape[0], -1)  # (N, D)
         self._x = x2
-        return x2 @ self.params["W"] + self.params["b"]  # (N, M)
+        out = x2 @ self.params["W"]  # (N, M)
+        out += self.params["b"]
+        return out
 
     def backward(self, dout):
-        W = self.params["W"]
-        self.grads["W"] = self._x.T @ dout
-        self.grads["b"] = dout.sum(axis=0)
+        W, b = self.params["W"], self.params["b"]
+        array_module(dout).matmul(self._x.T, dout, out=self.grad_buffer("W", W))
+        dout.sum(axis=0, out=self.grad_buffer("b", b))
+        if not self.needs_input_grad:
+            return None
         return (dout @ W.T).reshape(self._in_shape)
 
 

@@ -8,7 +8,7 @@ API_PREFIX = "/api/v1"
 
 
 def register_api(app: OpenAPI) -> None:
-    from service.api import health, jobs, models, sweeps, workers
+    from service.api import health, jobs, lineage, models, sweeps, workers
 
-    for module in (jobs, sweeps, models, workers, health):
+    for module in (jobs, sweeps, models, lineage, workers, health):
         app.register_api(module.bp)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app, g
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "nnq"
 
@@ -16,9 +21,14 @@ def db() -> Session:
 
 
 def close_db(_exc=None) -> None:
+    """At teardown; a connection the database dropped must not turn the answer into a 500."""
     session = g.pop("db", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()
+    except SQLAlchemyError as exc:
+        log.warning("closing the request's database session failed: %s", exc)
 
 
 def setting(key: str):

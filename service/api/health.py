@@ -1,4 +1,12 @@
-"""Health: can this API reach its database, its broker, and at least one worker?"""
+"""Health, in milliseconds: ``/health/live`` (the process answers) and ``/health`` (can this
+API reach its database, its broker, and at least one worker?).
+
+``/health`` makes one bounded database round trip and one Redis PING; the worker count comes
+from the app's census (``worker_census``), so no request waits out a full Celery ping: it is
+read at once while workers are known, and probed for at most 0.25 s while none is.
+Deployments use ``/health/live`` as the liveness probe (restart the process when it fails)
+and ``/health`` as the readiness check (send traffic while it is 200).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.api import API_PREFIX
 from service.api.deps import db, setting
-from service.api.schemas import HealthOut, dump
+from service.api.schemas import HealthOut, LiveOut, dump
+from service.api.worker_census import WORKER_PING_TIMEOUT_S, census
 from service.db.engine import ping
-from service.errors import error_responses
-from service.queue import client
+from service.errors import DATABASE_RETRY_AFTER_S, error_responses
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +28,7 @@ bp = APIBlueprint("health", __name__, url_prefix=API_PREFIX,
                   abp_tags=[Tag(name="health", description="reachability of the parts")],
                   abp_responses=error_responses())
 BROKER_TIMEOUT_S = 0.5
-WORKER_PING_TIMEOUT_S = 1.0
+__all__ = ["BROKER_TIMEOUT_S", "WORKER_PING_TIMEOUT_S", "bp"]
 
 
 def _db_ok() -> bool:
@@ -54,21 +62,23 @@ def _broker_ok(url: str) -> bool:
         return False
 
 
-def _worker_count(url: str) -> int:
-    try:
-        return len(client(url).control.ping(timeout=WORKER_PING_TIMEOUT_S) or [])
-    except Exception as exc:  # noqa: BLE001 - any failure means "no worker answered"
-        log.warning("health: worker ping failed: %s", exc)
-        return 0
-
-
 @bp.get("/health", responses={200: HealthOut, 503: HealthOut})
 def health():
-    """200 with booleans while the database answers (503 when it does not)."""
+    """Readiness: 200 with booleans while the database answers, 503 when it does not.
+    ``workers``/``worker_count``: workers that answered this process's last ping (at most
+    10 s old, 1 s while none answered)."""
     url = setting("NNQ_BROKER_URL")
     db_ok, broker_ok = _db_ok(), _broker_ok(url)
-    workers = _worker_count(url) if broker_ok else 0
+    workers = census(url).count() if broker_ok else 0
     status = "down" if not db_ok else ("ok" if broker_ok and workers else "degraded")
     out = {"status": status, "db": db_ok, "broker": broker_ok, "workers": workers > 0,
            "worker_count": workers}
-    return dump(HealthOut, out), (200 if db_ok else 503)
+    if db_ok:
+        return dump(HealthOut, out), 200
+    return dump(HealthOut, out), 503, {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+
+
+@bp.get("/health/live", responses={200: LiveOut})
+def live():
+    """Liveness: the process serves requests; touches neither database nor broker."""
+    return dump(LiveOut, {"status": "ok"})

@@ -8,6 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from nnq.status import JobStatus
 from service.api import API_PREFIX
 from service.api.deps import db, setting
+from service.api.quota import check_queue_room
 from service.api.run_schemas import ActivationsOut, AttemptsOut, LossesOut
 from service.api.schemas import (
     JobList,
@@ -52,11 +53,13 @@ def _job_or_404(job_id: int) -> Job:
     return job
 
 
-@bp.post("", responses={200: JobOut, 202: JobOut, 409: ErrorResponse}, security=MUTATING)
+@bp.post("", responses={200: JobOut, 202: JobOut, 409: ErrorResponse, 429: ErrorResponse},
+         security=MUTATING)
 def submit_job(body: JobSpec, header: SubmitHeaders):
     """Submit a training spec; 202 with the queued job (200 with the earlier job on a repeated
-    Idempotency-Key)."""
+    Idempotency-Key; 429 while NNQ_MAX_QUEUED_PER_TOKEN jobs are queued)."""
     check_limits(body)
+    check_queue_room(idempotency_key=header.idempotency_key)
     document = body.document()
     model = document["model"]
     name = body.name or f"{document['data']['dataset']}-{model.get('preset', 'layers')}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+import numpy as np
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, RawModel, Tag
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import ValidationError
@@ -12,7 +13,7 @@ from nncore import SpecError
 from nncore.schema import problems_from
 from service import inference
 from service.api import API_PREFIX
-from service.api.deps import db
+from service.api.deps import EXTENSION, db
 from service.api.schemas import (
     AliasIn,
     AliasOut,
@@ -29,6 +30,7 @@ from service.db import Model
 from service.db import model_store as store
 from service.db.tensors import state_from_rows
 from service.errors import NotFound, Unprocessable, error_responses, invalid_response
+from service.jsonio import numpy_json
 
 bp = APIBlueprint("models", __name__, url_prefix=f"{API_PREFIX}/models",
                   abp_tags=[Tag(name="models", description="trained networks and inference")],
@@ -116,27 +118,41 @@ def _request_inputs() -> tuple:
     if not request.is_json:
         raise Unprocessable(f"body: unsupported Content-Type {request.mimetype!r}; send JSON, "
                             ".npy (application/octet-stream) or a PNG upload")
-    payload = request.get_json(silent=True)
+    return inference.from_json(_json_inputs(request.get_json(silent=True))), "inputs"
+
+
+def _json_inputs(payload) -> list:
+    """``payload["inputs"]``; the usual well-formed body skips pydantic, anything else gets
+    PredictIn's field-level errors."""
+    if type(payload) is dict and len(payload) == 1 and type(payload.get("inputs")) is list:
+        return payload["inputs"]
     try:
-        body = PredictIn.model_validate(payload)
+        return PredictIn.model_validate(payload).inputs
     except ValidationError as exc:
         raise SpecError(problems_from(exc, payload)) from None
-    return inference.from_json(body.inputs), "inputs"
 
 
 @bp.post("/<ref>/predict", responses={200: PredictOut}, security=MUTATING)
 def predict(path: ModelPath, raw: PredictBody):
     """Class probabilities and labels from the eval-mode forward (running statistics, no
-    dropout). Body: JSON ``{"inputs": [...]}``, an ``.npy`` array, or a PNG in field ``image``."""
-    model_id = _model_id(path.ref)
+    dropout). Body: JSON ``{"inputs": [...]}``, an ``.npy`` array, or a PNG in field ``image``.
+
+    The model comes from the process's cache (``inference.serving_model``): a request by id
+    reads nothing from the database while its entry is fresh."""
+    try:
+        loaded = inference.serving_model(current_app.extensions[EXTENSION]["sessions"],
+                                         path.ref)
+    except inference.ModelNotFound as exc:
+        raise NotFound(f"ref: {exc}") from None
     try:
         x, field = _request_inputs()
-        loaded = inference.CACHE.get(db(), model_id)
         x = inference.shape_inputs(x, loaded.net.input_shape, loaded.net.dtype, field)
     except inference.InputError as exc:
         return invalid_response([(exc.field, exc.message)])
     labels, proba = loaded.predict(x)
-    return {"model_id": model_id, "labels": labels.tolist(), "probabilities": proba.tolist()}
+    body = numpy_json({"model_id": loaded.model_id, "labels": labels,
+                       "probabilities": proba.astype(np.float64, copy=False)})
+    return Response(body, mimetype="application/json")
 
 
 def _document_predict_body() -> None:

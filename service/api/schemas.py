@@ -17,7 +17,10 @@ from service.db import MAX_ID
 MAX_PAGE = 500
 MAX_OFFSET = 10**9
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
-MODEL_REF_DOC = "a model id, or an alias name"
+# A model id in ASCII digits, or an alias name: nothing else can name a model (superscript or
+# other non-ASCII digits are refused here rather than misread as an id).
+MODEL_REF_PATTERN = r"^(?:[0-9]{1,100}|[A-Za-z][A-Za-z0-9._-]{0,99})$"
+MODEL_REF_DOC = "a model id (digits), or an alias name (starts with a letter)"
 
 
 def _utc_iso(value: dt.datetime) -> str:
@@ -108,7 +111,8 @@ class MetricsOut(Out):
 # --- models -------------------------------------------------------------------------------
 
 class ModelPath(BaseModel):
-    ref: str = Field(min_length=1, max_length=100, description=MODEL_REF_DOC)
+    ref: str = Field(min_length=1, max_length=100, pattern=MODEL_REF_PATTERN,
+                     description=MODEL_REF_DOC)
 
 
 class AliasPath(BaseModel):
@@ -186,6 +190,10 @@ class PredictOut(Out):
 
 
 # --- health -------------------------------------------------------------------------------
+
+class LiveOut(Out):
+    status: Literal["ok"]
+
 
 class HealthOut(Out):
     status: Literal["ok", "degraded", "down"]

@@ -57,6 +57,9 @@ class TrialOut(Out):
     epochs: int
     model_id: int | None
     error: str | None
+    chosen: bool = Field(True, description="false while an adaptive strategy (tpe, cmaes, gp) "
+                                            "has yet to choose the trial's params: it does "
+                                            "when the trial starts; params is {} until then")
 
 
 class SweepSummary(Out):
@@ -92,3 +95,48 @@ class PromoteOut(Out):
     sweep_id: int
     trial: TrialOut
     updated_at: UtcTime
+
+
+class ImportanceOut(Out):
+    param: str = Field(description="a searched spec path")
+    importance: float = Field(description="its share of the metric's variation; all sum to 1")
+
+
+class ImportancesOut(Out):
+    """Which parameters mattered, by Optuna's importance evaluator over succeeded trials."""
+
+    sweep_id: int
+    metric: str
+    evaluator: str = Field(description="Optuna's evaluator (PED-ANOVA)")
+    trials: int = Field(description="succeeded trials evaluated")
+    importances: list[ImportanceOut] = Field(description="most important first")
+    note: str | None = Field(description="why the list is empty, if it is")
+
+
+class HistoryPoint(Out):
+    index: int
+    value: float = Field(description="the metric at the trial's last epoch")
+    best: float = Field(description="the best value of the trials up to this index")
+
+
+class HistoryOut(Out):
+    """The optimization history: each succeeded trial's metric by index, and the best so far."""
+
+    sweep_id: int
+    metric: str
+    points: list[HistoryPoint]
+
+
+class ParallelTrial(Out):
+    index: int
+    value: float
+    params: dict[str, Any]
+
+
+class ParallelOut(Out):
+    """Parallel coordinates: each succeeded trial's parameters and its metric."""
+
+    sweep_id: int
+    metric: str
+    params: list[str] = Field(description="the axes: the searched paths, most important first")
+    trials: list[ParallelTrial]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from nncore.onnx_export import signature
 from service.api.deps import db
 from service.dashboard.blueprint import bp
 from service.dashboard.paging import Pager
 from service.dashboard.queries import known_id, page_number
 from service.db import Model, model_store
 from service.db import jobs as job_store
+from service.db.reproductions import reproductions_of
 
 MODELS_PER_PAGE = 20
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -47,4 +49,6 @@ def model(model_id: int):
     return render_template("model.html", model=found,
                            tensors=model_store.tensors(db(), found.id, with_data=False),
                            aliases=model_store.aliases_of(db(), [found.id])[found.id],
-                           classes=class_names(found))
+                           classes=class_names(found),
+                           onnx=signature(found.input_shape, found.num_classes, found.dtype),
+                           reproductions=reproductions_of(db(), found.id))

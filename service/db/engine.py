@@ -1,7 +1,10 @@
 """Engines and sessions for the configured database URL (``settings().database_url``).
 
-SQLite is written by the API and the workers at once, so every connection gets
-WAL mode, a 30 s busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
+SQLite is written by the API and the workers at once, so every connection gets WAL mode, a
+busy timeout (``NNQ_SQLITE_BUSY_TIMEOUT_MS``) and foreign keys; PostgreSQL goes through
+psycopg 3 with a connect timeout, and every pooled connection is pinged before use, so a
+server that restarted costs no request (``service.db.transient`` says which errors are
+"away for now").
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.scope import transactional
 from service.settings import normalize_url, settings
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server that does not answer (host down, packets dropped) fails a request after this long
+# instead of holding it until the operating system gives up.
+POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
 def database_url() -> str:
@@ -25,13 +30,16 @@ def database_url() -> str:
     return settings().database_url
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -41,11 +49,12 @@ def make_engine(url: str | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_timeout_ms = settings().sqlite_busy_timeout_ms
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
 
 
 _engines: dict[str, Engine] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nnq.status import JobStatus
@@ -26,3 +26,10 @@ def waiting_jobs(session: Session, limit: int = WAITING_SHOWN) -> list[Job]:
     return list(session.scalars(
         select(Job).where(Job.status == JobStatus.QUEUED)
         .order_by(Job.created_at, Job.id).limit(limit)))
+
+
+@transactional
+def queued_count(session: Session) -> int:
+    """How many jobs wait in the queue (the API's quota counts them)."""
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED))

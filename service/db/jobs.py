@@ -209,6 +209,24 @@ def record_progress(session: Session, job_id: int, owner: str, epoch: int, itera
 
 
 @transactional
+def heartbeat(session: Session, job_id: int, owner: str, lease_seconds: float,
+              progress: Mapping[str, int] | None = None) -> bool | None:
+    """A running job's one periodic write: renew ``owner``'s lease and write ``progress``
+    (``epoch``, ``iteration``, ``total_iterations``) in one UPDATE that reads the cancel flag
+    back. None when the job is no longer ours, else whether a cancel was requested."""
+    now = utcnow()
+    values: dict[str, Any] = {"lease_expires_at": now + dt.timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values.update({key: progress[key] for key in ("epoch", "iteration", "total_iterations")},
+                      updated_at=now)
+    row = session.execute(
+        update(Job).where(_owned(job_id, owner)).values(**values)
+        .returning(Job.cancel_requested).execution_options(synchronize_session=False)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+@transactional
 def cancel_requested(session: Session, job_id: int) -> bool:
     """Whether someone asked to cancel the job (a cheap primary-key read)."""
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
@@ -230,11 +248,13 @@ def request_cancel(session: Session, job_id: int) -> Job | None:
 
 @transactional
 def record_epoch(session: Session, job_id: int, owner: str, metrics: Mapping[str, Any],
-                 checkpoint: bytes, *, iteration: int | None = None,
+                 checkpoint: bytes | None, *, iteration: int | None = None,
                  total_iterations: int | None = None,
                  record: EpochRecord | None = None) -> None:
     """One epoch's metrics row, its run record (losses, activation statistics) and the job's
-    checkpoint, together or not at all; a repeated epoch replaces its rows.
+    checkpoint, together or not at all; a repeated epoch replaces its rows. Without a
+    checkpoint the job's stays at an earlier epoch, so a resumed run trains this one again and
+    replaces its rows.
 
     Raises LeaseLost when another worker owns the job, writing nothing.
     """
@@ -252,6 +272,8 @@ def record_epoch(session: Session, job_id: int, owner: str, metrics: Mapping[str
                             **{f: finite(metrics.get(f)) for f in METRIC_FIELDS}))
     if record is not None:
         records.replace_epoch(session, job_id, record)
+    if checkpoint is None:  # rows of an epoch the next checkpoint write covers
+        return
     stored = session.get(Checkpoint, job_id)
     if stored is None:
         session.add(Checkpoint(job_id=job_id, epoch=epoch, state=checkpoint))

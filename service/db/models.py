@@ -302,3 +302,58 @@ class SweepTrial(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     sweep: Mapped[Sweep] = relationship(back_populates="trials")
+
+
+# Where a lineage record came from: a job the workers trained, or tensors imported from outside.
+LINEAGE_SOURCES = ("trained", "imported")
+# A reproduction's stored verdict; "failed" is not stored: a job that ended without a model.
+VERDICT_PENDING, VERDICT_IDENTICAL, VERDICT_DIFFERS = "pending", "identical", "differs"
+VERDICTS = (VERDICT_PENDING, VERDICT_IDENTICAL, VERDICT_DIFFERS)
+
+
+class ModelLineage(Base):
+    """Where a model came from, recorded once when it is stored: the spec as submitted and
+    expanded, every seed, the data (file and array sha256), the software and BLAS it ran on,
+    the job, sweep and trial, and each attempt. JSON sections, since what a run can record
+    grows with nncore; ``job_id`` and ``sweep_id`` are plain copies that outlive the job row."""
+
+    __tablename__ = "model_lineage"
+    __table_args__ = (CheckConstraint(_in("source", LINEAGE_SOURCES), name="source"),)
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]]
+    expanded_spec: Mapped[dict[str, Any]]
+    seeds: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]]
+    environment: Mapped[dict[str, Any] | None]
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    sweep_id: Mapped[int | None] = mapped_column(Integer)
+    trial_index: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[list[Any]]
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Reproduction(Base):
+    """A re-training of ``original_model_id`` from its recorded spec and seeds by ``job_id``,
+    and the verdict once that job stored ``model_id``: ``identical`` when every tensor's sha256
+    matches, else ``differs`` with the tensors (max absolute difference) and the recorded
+    conditions (versions, BLAS threads, device, data files) that differ."""
+
+    __tablename__ = "reproductions"
+    __table_args__ = (CheckConstraint(_in("verdict", VERDICTS), name="verdict"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    original_model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), index=True)
+    verdict: Mapped[str] = mapped_column(String(16), default=VERDICT_PENDING)
+    tensors: Mapped[list[Any]] = mapped_column(default=list)
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]

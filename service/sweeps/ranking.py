@@ -17,7 +17,11 @@ from nnq.status import TRIAL_STATUSES, JobStatus
 
 @dataclass
 class TrialResult:
-    """One trial as the API shows it; ``curve`` is its epoch rows, oldest first."""
+    """One trial as the API shows it; ``curve`` is its epoch rows, oldest first.
+
+    ``chosen`` is False while an adaptive strategy has yet to choose the trial's parameters
+    (it does when the trial starts); ``sampler_attrs`` is what that sampler noted on the trial.
+    """
 
     index: int
     params: dict[str, Any]
@@ -26,6 +30,8 @@ class TrialResult:
     model_id: int | None = None
     error: str | None = None
     curve: list[dict[str, Any]] = field(default_factory=list)
+    chosen: bool = True
+    sampler_attrs: dict[str, Any] = field(default_factory=dict)
 
     def last(self, key: str) -> float | None:
         """The newest non-null value of ``key`` (an epoch_metrics column)."""
@@ -42,7 +48,8 @@ class TrialResult:
         return {"index": self.index, "job_id": self.job_id, "params": self.params,
                 "status": self.status, "val_acc": self.last("val_acc"),
                 "train_acc": self.last("train_acc"), "test_acc": self.last("test_acc"),
-                "epochs": self.epochs, "model_id": self.model_id, "error": self.error}
+                "epochs": self.epochs, "model_id": self.model_id, "error": self.error,
+                "chosen": self.chosen}
 
 
 def rank(trials: list[TrialResult], metric: str) -> list[TrialResult]:

@@ -13,6 +13,8 @@ safe when several processes run it at once:
 - A trial is taken by ``UPDATE sweep_trials SET job_id=:new WHERE id=:t AND job_id IS NULL``
   in the transaction that inserted the job; if it updates no row the whole transaction rolls
   back, so a trial never gets a second job even without the lock (``job_id`` is also unique).
+- An adaptive strategy's trial (tpe, cmaes, gp) is chosen in that same transaction, from the
+  trials so far (service.sweeps.choose), and its params and spec are written with its job id.
 - Messages are sent only after the commit (the row is the truth; a lost message is re-sent by
   the reconciler's stale-queued pass).
 """
@@ -26,12 +28,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from nnq.status import JobStatus, SweepStatus
-from service.db.jobs import DEFAULT_DEVICE, create_job
+from service.db.jobs import DEFAULT_DEVICE, create_job, fail_job
 from service.db.models import Job, Sweep, SweepTrial, utcnow
 from service.db.scope import in_scope, transaction, transactional
 from service.queue import enqueue
+from service.sweeps.choose import choose
 from service.sweeps.ranking import TrialResult, best
 from service.sweeps.store import trial_results
+from service.sweeps.study import split_params
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +112,45 @@ def _advance_locked(session: Session, sweep_id: int) -> list[tuple[int, str]]:
 
 def _start_trials(session: Session, sweep: Sweep,
                   trials: list[SweepTrial]) -> list[tuple[int, str]]:
-    """Jobs for pending trials up to ``parallelism`` in flight; raises TrialTaken."""
+    """Jobs for pending trials up to ``parallelism`` in flight; raises TrialTaken.
+
+    A trial chosen now whose values give no valid spec gets a failed job (never queued) and
+    leaves its slot to the next trial.
+    """
     job_ids = [t.job_id for t in trials if t.job_id is not None]
     statuses = dict(session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids)))
                     .all()) if job_ids else {}
     live = sum(1 for status in statuses.values() if status in JobStatus.LIVE)
     room = max(0, int(sweep.request.get("parallelism") or 1) - live)
-    created = []
-    for trial in [t for t in trials if t.job_id is None][:room]:
-        spec = dict(trial.spec)
+    created: list[tuple[int, str]] = []
+    results: list[TrialResult] | None = None
+    for trial in [t for t in trials if t.job_id is None]:
+        if len(created) >= room:
+            break
+        params, spec, error = trial.params, dict(trial.spec), None
+        chosen_now = not spec
+        if chosen_now:
+            results = trial_results(session, sweep) if results is None else results
+            choice = choose(sweep.request, sweep.id, sweep.name, results, trial.index,
+                            sweep.metric)
+            params, spec, error = choice.params, choice.spec, choice.error
         job, _ = create_job(session, spec, device=str(spec.get("device") or DEFAULT_DEVICE),
                             name=str(spec.get("name") or f"{sweep.name}-t{trial.index}"),
                             sweep_id=sweep.id)
         taken = session.execute(
             update(SweepTrial).where(SweepTrial.id == trial.id, SweepTrial.job_id.is_(None))
-            .values(job_id=job.id)).rowcount
+            .values(job_id=job.id, **({"params": params, "spec": spec} if chosen_now else {}))
+        ).rowcount
         if not taken:
             raise TrialTaken(f"sweep {sweep.id}: trial {trial.index} already has a job")
+        if results is not None:  # the next trial chosen in this round sees this one
+            plain, notes = split_params(params)
+            results.append(TrialResult(index=trial.index, params=plain, job_id=job.id,
+                                       status=JobStatus.FAILED if error else JobStatus.QUEUED,
+                                       sampler_attrs=notes))
+        if error:
+            fail_job(session, job.id, error)
+            continue
         created.append((job.id, job.device))
     return created
 

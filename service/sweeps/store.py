@@ -2,7 +2,8 @@
 
 Like service.db.jobs, each function is one short transaction on the given session
 (``service.db.scope``). The trial rows are the plan; their jobs are made later by the
-scheduler, one per trial.
+scheduler, one per trial. An adaptive strategy's trial row starts with empty params and
+spec: the scheduler fills them when it chooses the trial, in the transaction that makes its job.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from service.db.models import (
 from service.db.paging import DEFAULT_PAGE_SIZE, newest_first
 from service.db.scope import transactional
 from service.sweeps.ranking import TrialResult, best, rank
+from service.sweeps.study import split_params
 from service.sweeps.validate import SweepPlan, plan_sweep
 
 
@@ -88,10 +90,15 @@ def trial_results(session: Session, sweep: Sweep) -> list[TrialResult]:
         for row in session.execute(select(*columns).where(EpochMetric.job_id.in_(job_ids))
                                    .order_by(EpochMetric.job_id, EpochMetric.epoch)):
             curves[row.job_id].append({k: v for k, v in row._mapping.items() if k != "job_id"})
-    return [TrialResult(index=r.index, params=r.params, job_id=r.job_id,
-                        status=r.status or _no_job_status(sweep), error=r.error,
-                        model_id=r.model_id, curve=curves.get(r.job_id, []))
-            for r in rows]
+    out = []
+    for r in rows:
+        params, notes = split_params(r.params or {})
+        out.append(TrialResult(index=r.index, params=params, job_id=r.job_id,
+                               status=r.status or _no_job_status(sweep), error=r.error,
+                               model_id=r.model_id, curve=curves.get(r.job_id, []),
+                               chosen=bool(params) or r.job_id is not None,
+                               sampler_attrs=notes))
+    return out
 
 
 @transactional

@@ -39,6 +39,9 @@ def test_sweep_file_wait_then_show_promote_and_cancel(api_url, worker):
     assert "train.optimizer.lr" in shown.stdout and "train.weight_decay" in shown.stdout
     assert re.search(rf"^\W*1 \*\W+{best.group(2)}\W+{best.group(3)}\W+succeeded", shown.stdout,
                      re.MULTILINE), shown.stdout
+    importances = shown.stdout[shown.stdout.index("parameter importances (PedAnova"):]
+    assert re.search(r"^  train\.(optimizer\.lr|weight_decay) +[01]\.\d{3}", importances,
+                     re.MULTILINE), shown.stdout
 
     promoted = nnq(api_url, "sweep", "promote", sweep_id, "best-quick")
     assert promoted.returncode == 0, promoted.stderr
@@ -75,3 +78,16 @@ def test_sweep_cancel_then_show_without_a_worker(api_url):
     shown = nnq(api_url, "sweep", "show", sweep_id)  # showing a cancelled sweep is no error
     assert shown.returncode == 0 and f"sweep {sweep_id} cancelled" in shown.stdout
     assert "best val_acc: none yet" in shown.stdout
+    assert "importances: importances need at least 2 succeeded trials; 0 so far" in shown.stdout
+
+
+def test_an_adaptive_sweeps_pending_trials_show_as_to_be_chosen(api_url, tmp_path):
+    tpe = tmp_path / "tpe.json"
+    tpe.write_text(json.dumps({**json.loads(QUICK_EXAMPLE.read_text()), "strategy": "tpe"}))
+    submitted = nnq(api_url, "sweep", str(tpe))
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = re.search(r"submitted sweep (\d+)", submitted.stdout).group(1)
+    shown = nnq(api_url, "sweep", "show", sweep_id)
+    assert shown.returncode == 0, shown.stderr
+    waiting = [line for line in shown.stdout.splitlines() if "to be chosen" in line]
+    assert len(waiting) == 6 and all("pending" in line for line in waiting)

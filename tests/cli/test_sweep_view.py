@@ -54,6 +54,27 @@ def test_ranked_table_keeps_the_api_order_and_stars_the_best():
         "val_acc") < header.index("test_acc") < header.index("epochs")
 
 
+def test_a_trial_yet_to_be_chosen_says_so_in_its_first_parameter_column():
+    waiting = {"index": 5, "job_id": None, "params": {}, "status": "pending", "val_acc": None,
+               "test_acc": None, "epochs": 0, "chosen": False}
+    text = render(sweep_view.ranked_table({**SWEEP, "trials": [waiting]}))
+    row = next(line for line in text.splitlines() if "pending" in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[4:6] == ["to be chosen", ""] and cells[6] == "-"  # lr, hidden, val_acc
+
+
+def test_importances_are_bars_most_important_first_or_say_why_not():
+    found = {"evaluator": "PedAnovaImportanceEvaluator", "trials": 12,
+             "importances": [{"param": "train.optimizer.lr", "importance": 0.8},
+                             {"param": "model.hidden", "importance": 0.2}]}
+    lines = sweep_view.importances_lines(found)
+    assert lines[0] == "parameter importances (PedAnovaImportanceEvaluator, 12 succeeded trials):"
+    assert lines[1].split() == ["train.optimizer.lr", "0.800", "#" * 24]
+    assert lines[2].split() == ["model.hidden", "0.200", "#" * 6]
+    assert sweep_view.importances_lines({"importances": [], "note": "not yet"}) == [
+        "importances: not yet"]
+
+
 def test_progress_counts_finished_trials_and_names_the_best():
     done, total, detail = sweep_view.progress(SWEEP)
     assert (done, total) == (3, 5)

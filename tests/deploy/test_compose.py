@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 import shlex
 import tomllib
@@ -65,12 +66,30 @@ def check_celery(argv: list[str]) -> None:
     assert hasattr(module, "app") or hasattr(module, "celery"), f"{app_name} has no Celery app"
 
 
+GUNICORN_VALUED = {"-c", "--config", "-b", "--bind", "-w", "--workers", "-t", "--timeout"}
+
+
+def gunicorn_parts(argv: list[str]) -> tuple[str | None, str]:
+    """(the ``-c`` config, the app) of a gunicorn command line."""
+    config, positional, args = None, [], iter(argv[1:])
+    for arg in args:
+        if arg in GUNICORN_VALUED:
+            value = next(args)
+            config = value if arg in ("-c", "--config") else config
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    return config, positional[0]
+
+
 def check_gunicorn(argv: list[str]) -> None:
-    target = next(arg for arg in argv[1:] if ":" in arg and not arg.startswith("-"))
+    config, target = gunicorn_parts(argv)
     module_name, _, call = target.partition(":")
     module = importlib.import_module(module_name)
     factory = getattr(module, call.removesuffix("()"))
     assert callable(factory), f"{target} is not callable"
+    assert config and config.startswith("python:"), "gunicorn runs without nnq's config"
+    settings = importlib.import_module(config.removeprefix("python:"))
+    assert callable(settings.post_worker_init), f"{config} does not make refusals JSON"
 
 
 def check_alembic(argv: list[str]) -> None:
@@ -152,3 +171,27 @@ def test_build_targets_exist_in_the_dockerfile(compose):
 def test_postgres_has_a_volume_and_a_healthcheck(compose):
     postgres = compose["services"]["postgres"]
     assert postgres["volumes"] and postgres["healthcheck"]["test"]
+
+
+def test_the_image_and_compose_start_gunicorn_alike(compose):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD (\[.*?\])\s*$", dockerfile, flags=re.MULTILINE | re.DOTALL)
+    image_argv = json.loads(cmd.group(1).replace("\\\n", ""))
+    check_gunicorn(image_argv)
+    assert gunicorn_parts(image_argv) == gunicorn_parts(command_of(compose["services"]["api"]))
+
+
+def test_health_checks_use_the_documented_endpoints(compose):
+    from service import create_app
+
+    services = compose["services"]
+    api_check = " ".join(services["api"]["healthcheck"]["test"])
+    path = re.search(r"127\.0\.0\.1:8000(/[^'\"]+)", api_check).group(1)
+    app = create_app({"NNQ_DATABASE_URL": "sqlite://"})  # routes only; nothing is stored
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    assert path == "/api/v1/health" and path in routes
+    assert "/api/v1/health/live" in routes
+    for name in ("worker-cpu", "worker-gpu"):
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert "inspect ping -d celery@$$HOSTNAME" in check, name
+        assert command_of(services[name])[:3] == ["celery", "-A", "workers"]

@@ -1,5 +1,7 @@
 """Sweeps with real parts: HTTP submit -> the scheduler -> Redis -> real ``celery worker``
-processes -> the SQL store, on SQLite and PostgreSQL (issue 4's required tests).
+processes -> the SQL store, on SQLite and PostgreSQL: every strategy and pruner to the end on
+two workers (read back through a restarted API), a worker SIGKILLed mid-trial in an up-front
+and an adaptive sweep, bad requests.
 
 The waits are hang guards, not timing assertions.
 """
@@ -45,10 +47,38 @@ SLOW_SWEEP = {
 }
 
 
-@pytest.fixture
-def client(database_url, redis_url):
+# Each strategy with a pruner, small and fast; the adaptive ones model from the third trial.
+STRATEGY_PRUNERS = {"random": "percentile", "grid": "asha", "qmc": "median", "tpe": "hyperband",
+                    "cmaes": "median", "gp": "none"}
+SMALL_SPACE = {"train.optimizer.lr": {"loguniform": [1e-5, 1e-1]},
+               "model.hidden.0": {"int_log": [4, 32]}}
+GRID_SPACE = {"train.optimizer.lr": {"grid": [1e-4, 1e-2]},
+              "model.hidden.0": {"int": [8, 24], "step": 16}}
+ADAPTIVE = ("tpe", "cmaes", "gp")
+SMALL_TRIALS = 5
+# The up-front sweep as before; the adaptive one smaller (two random, then chosen by TPE after
+# the kill by the processes that are left).
+KILL_TRIALS = {"random": 6, "tpe": 4}
+
+
+def _small(strategy: str) -> dict:
+    pruner = STRATEGY_PRUNERS[strategy]
+    return {**SWEEP, "name": f"it-{strategy}", "strategy": strategy, "seed": 3,
+            "space": GRID_SPACE if strategy == "grid" else SMALL_SPACE,
+            "max_trials": 4 if strategy == "grid" else SMALL_TRIALS,
+            "pruner": pruner,
+            "pruner_options": {"min_trials": 1} if pruner in ("median", "percentile") else {},
+            **({"sampler_options": {"startup_trials": 2}} if strategy in ADAPTIVE else {})}
+
+
+def _app(database_url, redis_url):
     return create_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url,
                        "TESTING": True}).test_client()
+
+
+@pytest.fixture
+def client(database_url, redis_url):
+    return _app(database_url, redis_url)
 
 
 def _submit(client, request: dict) -> dict:
@@ -115,12 +145,45 @@ def test_twelve_trials_on_two_workers_prune_losers_and_pick_the_best(client, ses
     assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
 
 
+def test_every_strategy_and_pruner_runs_to_the_end_through_a_restarted_api(
+        database_url, redis_url, sessions, worker):
+    workers = [worker(), worker()]
+    submitted = {s: _submit(_app(database_url, redis_url), _small(s)) for s in STRATEGY_PRUNERS}
+    for strategy in ADAPTIVE:  # chosen as they start: the first two, the rest to be chosen
+        assert [t["chosen"] for t in sorted(submitted[strategy]["trials"],
+                                            key=lambda t: t["index"])] == \
+               [True, True, False, False, False]
+    restarted = _app(database_url, redis_url)  # nothing of the first app is needed any more
+    for strategy, sweep in submitted.items():
+        done = _wait_finished(restarted, sweep["id"], workers)
+        total = done["counts"]["total"]
+        assert done["status"] == "succeeded" and done["strategy"] == strategy, done
+        assert done["counts"]["succeeded"] + done["counts"]["pruned"] == total, done["counts"]
+        _assert_one_terminal_job_per_trial(sessions, sweep["id"], total)
+        assert all(t["chosen"] and set(t["params"]) == set(done["request"]["space"])
+                   for t in done["trials"])
+        for trial in done["trials"]:
+            if trial["status"] == "pruned":
+                assert trial["error"].startswith("pruned at ") and "val_acc" in trial["error"]
+        importances = restarted.get(f"/api/v1/sweeps/{sweep['id']}/importances").get_json()
+        assert {i["param"] for i in importances["importances"]} <= set(done["request"]["space"])
+    grid = _wait_finished(restarted, submitted["grid"]["id"], workers)
+    assert sorted((t["params"]["train.optimizer.lr"], t["params"]["model.hidden.0"])
+                  for t in grid["trials"]) == [(1e-4, 8), (1e-4, 24), (1e-2, 8), (1e-2, 24)]
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
 def test_killed_worker_and_a_fresh_one_finish_every_trial_exactly_once(
-        client, sessions, worker):
+        client, sessions, worker, strategy):
+    """An up-front and an adaptive sweep: the killed trial resumes, the next trials are
+    started (and, for tpe, chosen) by the processes that are left."""
     env = {"NNQ_REQUEUE_AFTER_SECONDS": "10"}
     victim = worker(lease_seconds=KILL_LEASE_S, env=env)
     survivor = worker(lease_seconds=KILL_LEASE_S, env=env)
-    sweep = _submit(client, SLOW_SWEEP)
+    trials = KILL_TRIALS[strategy]
+    sweep = _submit(client, {**SLOW_SWEEP, "strategy": strategy, "max_trials": trials,
+                             **({"sampler_options": {"startup_trials": 2}}
+                                if strategy == "tpe" else {})})
     pid = f":{victim.proc.pid}:"
 
     def victim_job():
@@ -135,12 +198,12 @@ def test_killed_worker_and_a_fresh_one_finish_every_trial_exactly_once(
     done = _wait_finished(client, sweep["id"], [survivor, fresh])
 
     assert done["status"] == "succeeded", done
-    assert done["counts"]["succeeded"] == done["counts"]["total"] == 6, done["counts"]
-    _assert_one_terminal_job_per_trial(sessions, sweep["id"], 6)
+    assert done["counts"]["succeeded"] == done["counts"]["total"] == trials, done["counts"]
+    _assert_one_terminal_job_per_trial(sessions, sweep["id"], trials)
     resumed = client.get(f"/api/v1/jobs/{killed_job}").get_json()
     assert resumed["status"] == "succeeded" and resumed["attempts"] >= 2
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Job)) == 6
+        assert session.scalar(select(func.count()).select_from(Job)) == trials
 
 
 @pytest.mark.parametrize("change,field", [
@@ -150,6 +213,10 @@ def test_killed_worker_and_a_fresh_one_finish_every_trial_exactly_once(
     ({"space": {"train.optimizer.lr": {"loguniform": [-1e-3, 1e-1]}}},
      "space.train.optimizer.lr.loguniform"),
     ({"max_trials": 10_000}, "max_trials"),
+    ({"strategy": "cmaes", "space": {"model.hidden": {"choice": [[8], [16]]}}},
+     "space.model.hidden.choice"),
+    ({"pruner": "percentile", "pruner_options": {"percentile": 120}}, "pruner_options.percentile"),
+    ({"metric": "test_acc"}, "metric"),
 ])
 def test_bad_sweep_specs_are_4xx_naming_the_field(client, change, field):
     response = client.post("/api/v1/sweeps", json={**SWEEP, **change})

@@ -204,6 +204,22 @@ def test_validation_split_and_train_limit_sizes():
     assert ds.fingerprint != full.fingerprint
 
 
+def test_train_limit_takes_the_first_samples_after_the_split_unless_random_is_asked():
+    full = load_dataset("synthetic", samples=1000, val_fraction=0.25, seed=1)
+    first = load_dataset("synthetic", samples=1000, val_fraction=0.25, seed=1, train_limit=300)
+    np.testing.assert_array_equal(first.x_train, full.x_train[:300])   # file order, like x[:300]
+    np.testing.assert_array_equal(first.t_train, full.t_train[:300])
+    drawn = load_dataset("synthetic", samples=1000, val_fraction=0.25, seed=1, train_limit=300,
+                         train_subset="random")
+    rows = {r.tobytes(): i for i, r in enumerate(full.x_train)}
+    picked = sorted(rows[r.tobytes()] for r in drawn.x_train)
+    assert len(set(picked)) == 300 and picked[-1] > 400                 # spread over all 600
+    np.testing.assert_array_equal(drawn.x_val, full.x_val)
+    again = load_dataset("synthetic", samples=1000, val_fraction=0.25, seed=1, train_limit=300,
+                         train_subset="random")
+    assert again.fingerprint == drawn.fingerprint != first.fingerprint
+
+
 def test_validation_samples_come_from_training_not_test():
     a = load_dataset("synthetic", samples=600, seed=2)
     assert not any(np.array_equal(v, x) for v in a.x_val[:5] for x in a.x_test)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from service import create_app
 from tests.service.conftest import npy, png
 
 GOOD = {"name": "ok", "data": {"dataset": "synthetic", "samples": 200},
@@ -224,3 +225,22 @@ def test_a_nul_character_anywhere_is_422_naming_where_not_a_5xx(client, method, 
     response = getattr(client, method)(path, json=body) if body else getattr(client, method)(path)
     error = assert_error(response, 422, field, "NUL")
     assert error["details"][0]["field"] == field
+
+
+def test_submissions_past_the_queued_jobs_quota_are_429_with_retry_after(database_url, redis_url):
+    app = create_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url,
+                      "NNQ_MAX_QUEUED_PER_TOKEN": 2})
+    client = app.test_client()
+    kept = client.post("/api/v1/jobs", json=GOOD, headers={"Idempotency-Key": "kept"})
+    assert kept.status_code == 202
+    assert client.post("/api/v1/jobs", json=GOOD).status_code == 202
+    r = client.post("/api/v1/jobs", json=GOOD)
+    error = assert_error(r, 429, "2 jobs are queued", "NNQ_MAX_QUEUED_PER_TOKEN")
+    assert error["code"] == "too_many_requests" and int(r.headers["Retry-After"]) > 0
+    sweep = {"name": "s", "base": GOOD, "space": {"train.seed": {"grid": [1, 2]}}}
+    assert_error(client.post("/api/v1/sweeps", json=sweep), 429, "would add 2")
+    repeat = client.post("/api/v1/jobs", json=GOOD, headers={"Idempotency-Key": "kept"})
+    assert repeat.status_code == 200 and repeat.get_json()["id"] == kept.get_json()["id"]
+    assert client.post(f"/api/v1/jobs/{kept.get_json()['id']}/cancel").status_code == 200
+    assert client.post("/api/v1/jobs", json=GOOD).status_code == 202
+    assert client.get("/api/v1/jobs").get_json()["total"] == 3

@@ -16,7 +16,7 @@ SWEEP = {"name": "lr-wd", "base": BASE, "seed": 5, "max_trials": 6, "parallelism
                    "train.weight_decay": {"loguniform": [1e-8, 1e-4]},
                    "model.hidden": {"choice": [[16], [32, 16]]}}}
 TRIAL_KEYS = {"index", "job_id", "params", "status", "val_acc", "train_acc", "test_acc",
-              "epochs", "model_id", "error"}
+              "epochs", "model_id", "error", "chosen"}
 
 
 def submit(client, body=SWEEP, **kwargs):

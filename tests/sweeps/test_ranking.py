@@ -1,11 +1,7 @@
-"""Ranking: last-epoch metric, best first; no metric last; best is a succeeded trial; the
-plot's importance is a rank correlation."""
+"""Ranking: last-epoch metric, best first; no metric last; best is a succeeded trial."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from service.sweeps.plots import importance, spearman
 from service.sweeps.ranking import TrialResult, best, counts, rank
 
 
@@ -19,6 +15,7 @@ def test_rank_uses_the_last_epoch_and_puts_trials_without_metrics_last():
               trial(3, "running", 0.3, 0.7), trial(4, "failed")]
     assert [t.index for t in rank(trials, "val_acc")] == [3, 2, 1, 0, 4]
     assert trials[1].as_dict()["val_acc"] == 0.5 and trials[1].epochs == 2
+    assert trials[1].as_dict()["chosen"] is True
 
 
 def test_best_is_the_highest_succeeded_trial_never_by_test_accuracy():
@@ -31,17 +28,3 @@ def test_best_is_the_highest_succeeded_trial_never_by_test_accuracy():
 def test_counts_cover_every_status():
     c = counts([trial(0, "pending"), trial(1, "pruned"), trial(2, "pruned")])
     assert c["pending"] == 1 and c["pruned"] == 2 and c["succeeded"] == 0 and c["total"] == 3
-
-
-def test_importance_ranks_the_parameter_that_orders_the_metric_first():
-    rng = np.random.default_rng(0)
-    space = {"lr": {"loguniform": [1e-5, 1e-1]}, "noise": {"uniform": [0, 1]},
-             "width": {"choice": [8, 16]}}
-    trials = []
-    for i, lr in enumerate(10 ** rng.uniform(-5, -1, size=20)):
-        trials.append(trial(i, "succeeded", float(np.log10(lr) / 10 + 0.6),
-                            lr=float(lr), noise=float(rng.uniform()), width=8))
-    ranked = importance(space, trials, "val_acc")
-    assert ranked[0] == ("lr", 1.0)
-    assert dict(ranked)["width"] == 0.0
-    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == -1.0

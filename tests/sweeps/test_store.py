@@ -1,4 +1,5 @@
-"""The sweep store on both databases: all trials at once, idempotent create, cancel."""
+"""The sweep store on both databases: all trials at once (to be chosen, for an adaptive
+strategy), idempotent create, cancel, and rows stored by an older version."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import func, select
 
 from service.db import Job, Sweep, SweepTrial
 from service.sweeps import store
-from service.sweeps.validate import SweepInvalid
+from service.sweeps.validate import SweepInvalid, plan_sweep, trial_spec
 from tests.sweeps.trials import run_trial, trial_job
 
 REQUEST = {"name": "lr", "base": {"data": {"dataset": "synthetic", "samples": 100},
@@ -62,3 +63,41 @@ def test_cancel_ends_queued_trials_flags_running_ones_and_leaves_pending(session
         assert trials[0] == "cancelled" and trials[1] == "running" and trials[5] == "cancelled"
         assert store.request_cancel_sweep(session, sweep.id).status == "cancelled"
         assert store.request_cancel_sweep(session, 999) is None
+
+
+def test_an_adaptive_sweep_stores_every_trial_to_be_chosen(sessions):
+    with sessions() as session:
+        sweep, _ = store.create_sweep(session, {**REQUEST, "strategy": "tpe"})
+        trials = store.trial_results(session, sweep)
+    assert [(t.index, t.params, t.chosen, t.status) for t in trials] == [
+        (i, {}, False, "pending") for i in range(6)]
+    assert sweep.request["sampler_options"] == {"startup_trials": None}
+
+
+def test_a_sweep_stored_before_optuna_reads_advances_and_prunes(sessions, redis_url):
+    """The rows an older version wrote: its own random draws (a hair outside the range, as
+    exp(log(x)) could give), a request without the options that came later."""
+    from service.sweeps.pruning import should_prune
+    from service.sweeps.scheduler import advance_sweep
+
+    old_request = {**REQUEST, "name": "old", "strategy": "random", "parallelism": 2,
+                   "metric": "val_acc", "pruner": "asha", "pruner_options": {},
+                   "base": plan_sweep(REQUEST).request["base"]}
+    params = [{"train.optimizer.lr": lr} for lr in (0.1000000000000001, 1e-3, 5e-2, 2e-4)]
+    with sessions() as session:
+        sweep = Sweep(name="old", status="queued", request=old_request, metric="val_acc",
+                      trials=[SweepTrial(index=i, params=p, spec=trial_spec(
+                          old_request["base"], p, f"old-t{i}")) for i, p in enumerate(params)])
+        session.add(sweep)
+        session.commit()
+        sweep_id = sweep.id
+    with sessions() as session:
+        advance_sweep(session, sweep_id, broker_url=redis_url)
+        assert len(session.scalars(select(Job).where(Job.sweep_id == sweep_id)).all()) == 2
+    run_trial(sessions, sweep_id, 0, [0.5, 0.6])
+    slow = run_trial(sessions, sweep_id, 1, [0.2], outcome="running")
+    with sessions() as session:
+        reason = should_prune(session, session.get(Job, slow))
+        assert "by ASHA, reduction factor 3" in reason  # the stored request's default
+        shown = store.trial_results(session, store.get_sweep(session, sweep_id))
+        assert shown[0].params == params[0] and all(t.chosen for t in shown)

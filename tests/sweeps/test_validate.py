@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from service.sweeps.validate import MAX_SPACE_PATHS, MAX_TRIALS, SweepInvalid, plan_sweep
+from service.sweeps.validate import (
+    MAX_SPACE_PATHS,
+    MAX_TRIALS,
+    SweepInvalid,
+    plan_sweep,
+)
 
 BASE = {"data": {"dataset": "synthetic", "samples": 200},
         "model": {"preset": "mlp", "hidden": [16]}, "train": {"epochs": 2}}
@@ -85,3 +90,48 @@ def test_bad_base_and_pruner_options_are_named():
     assert "pruner_options.reduction_factor" in problems(pruner="median",
                                                           pruner_options={"reduction_factor": 2})
     assert "space.train.optimizer.lr" in problems(space={"train.optimizer.lr": {"normal": [0, 1]}})
+
+
+@pytest.mark.parametrize("strategy", ["random", "qmc", "tpe", "cmaes", "gp"])
+def test_every_strategy_plans_a_numeric_space(strategy):
+    space = {**LR, "model.hidden.0": {"int_log": [8, 64]},
+             "model.dropout": {"uniform": [0.0, 0.5], "step": 0.1}}
+    plan = plan_sweep(request(strategy=strategy, space=space))
+    assert plan.request["strategy"] == strategy and len(plan.specs) == 4
+    if strategy in ("tpe", "cmaes", "gp"):  # chosen when each trial starts
+        assert plan.params == [{}] * 4 and plan.specs == [{}] * 4
+        assert plan.request["sampler_options"] == {"startup_trials": None}
+    else:
+        assert all(spec["model"]["hidden"] == [p["model.hidden.0"]]
+                   for p, spec in zip(plan.params, plan.specs, strict=True))
+        assert "sampler_options" not in plan.request  # as stored before it existed
+
+
+def test_a_strategy_over_a_space_it_cannot_search_is_named():
+    hidden = {"model.hidden": {"choice": [[16], [32]]}}
+    assert "numeric ranges only" in problems(strategy="cmaes", space={**LR, **hidden})[
+        "space.model.hidden.choice"]
+    assert "strategy" in problems(strategy="hyperopt")
+    assert plan_sweep(request(strategy="tpe", space={**LR, **hidden})).request["space"] == {
+        **LR, **hidden}
+
+
+def test_options_out_of_range_or_for_another_strategy_are_named():
+    assert "sampler_options.startup_trials" in problems(sampler_options={"startup_trials": 3})
+    assert "sampler_options.startup_trials" in problems(strategy="tpe",
+                                                        sampler_options={"startup_trials": -1})
+    assert "pruner_options.percentile" in problems(pruner="percentile",
+                                                   pruner_options={"percentile": 100})
+    assert "applies to the pruners asha, hyperband" in problems(
+        pruner="median", pruner_options={"min_epochs": 2})["pruner_options.min_epochs"]
+    assert "past the trials' last epoch" in problems(
+        pruner="hyperband", pruner_options={"min_epochs": 3})["pruner_options.min_epochs"]
+
+
+def test_an_adaptive_strategy_checks_each_end_of_each_range_up_front():
+    found = problems(strategy="tpe", space={"train.batch_size": {"int": [0, 64]}})
+    assert found["space.train.batch_size"].startswith("train.batch_size = 0 gives an invalid")
+    found = problems(strategy="gp", space={"model.hidden.0": {"int": [0, 64]}})
+    assert "model.hidden[0]" in found["space.model.hidden.0"]
+    assert "space.model.hidden.5" in problems(strategy="tpe",
+                                              space={"model.hidden.5": {"int": [1, 64]}})

@@ -11,11 +11,11 @@
   const COMPARE_TOP = Number(page.dataset.compareTop); // the server's count, one definition
   const curves = new Map(); // job id -> {epochs, rows}: a trial's curve, refetched when it grows
 
-  /** An ECharts axis for a searched parameter: log for log-uniform, categories for choices. */
+  /** An ECharts axis for a searched parameter: log for log ranges, categories for choices. */
   function axisFor(spec, values) {
     const kind = Object.keys(spec)[0];
-    if (kind === "loguniform") return {type: "log"};
-    if (kind === "uniform") return {type: "value", scale: true};
+    if (kind === "loguniform" || kind === "int_log") return {type: "log"};
+    if (kind === "uniform" || kind === "int") return {type: "value", scale: true};
     return {type: "category", data: [...new Set(values.map(String))]};
   }
 
