@@ -119,10 +119,16 @@ class ModelCache:
 CACHE = ModelCache()
 
 
+def _as_id(ref: str) -> int | None:
+    """``ref`` as a model id when it is ASCII digits (``"³".isdigit()`` is true, but ``int``
+    refuses it), else None: an alias name."""
+    return int(ref) if ref.isascii() and ref.isdigit() else None
+
+
 def resolve_ref(session: Session, ref: str) -> int:
     """A model id from ``ref`` (digits: an id, else an alias name); raises ModelNotFound."""
-    if ref.isdigit():
-        model_id = int(ref)
+    model_id = _as_id(ref)
+    if model_id is not None:
         if model_id <= MAX_ID and models.get_model(session, model_id) is not None:
             return model_id
         raise ModelNotFound(f"no model {model_id}")
@@ -140,8 +146,9 @@ def serving_model(sessions: sessionmaker[Session], ref: str) -> LoadedModel:
     """The cached model ``ref`` names, for predict: an id costs no database read while its
     entry is fresh; an alias costs one primary-key read, because another process may have
     moved it a moment ago. Raises ModelNotFound."""
-    if ref.isdigit():
-        return CACHE.get(sessions, int(ref))
+    model_id = _as_id(ref)
+    if model_id is not None:
+        return CACHE.get(sessions, model_id)
     with sessions() as session:
         model_id = _alias_target(session, ref)
     return CACHE.get(sessions, model_id)

@@ -10,11 +10,17 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from werkzeug.serving import make_server
 
 from nnq.processes import WaitTimeout, start_redis, stop_process
 from nnq.processes import wait_until as poll_until
+from service import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL_ENV = "NNQ_TEST_POSTGRES_URL"
@@ -176,3 +182,17 @@ def wait_until(what: str, predicate, workers=(), *, timeout: float, poll: float 
     except WaitTimeout as exc:
         logs = "\n".join(w.log()[-LOG_TAIL_CHARS:] for w in workers)
         pytest.fail(f"{exc}\n{logs}")
+
+
+@contextmanager
+def served_app(config: dict) -> Iterator[str]:
+    """``create_app(config)`` served over real HTTP by a werkzeug thread on a free port;
+    yields its base URL and shuts the server down on exit."""
+    server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -3,14 +3,13 @@ server thread on a free port, on the test's database (SQLite and PostgreSQL) and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import pytest
-from werkzeug.serving import make_server
 
 from nnq import Client
-from service import create_app
+from tests.support import served_app
 
 TINY_SPEC = {
     "name": "<b>tiny</b>",
@@ -36,19 +35,8 @@ def spec(**changes) -> dict:
 def serve() -> Callable[[dict], str]:
     """Factory: ``serve(config)`` serves ``create_app(config)`` on a free port; returns its
     base URL. Every server is shut down at teardown."""
-    servers = []
-
-    def start(config: dict) -> str:
-        server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join()
+    with ExitStack() as servers:
+        yield lambda config: servers.enter_context(served_app(config))
 
 
 @pytest.fixture

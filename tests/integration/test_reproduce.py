@@ -6,15 +6,12 @@ tensor for tensor, to its uninterrupted reproduction; so is a plain job's."""
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from nnq import Client
-from service import create_app
 from tests.cli.cli_helpers import nnq
-from tests.support import wait_until
+from tests.support import served_app, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +29,8 @@ SPEC = {"name": "resumed", "data": {"dataset": "synthetic", "samples": 1000, "se
 @pytest.fixture
 def api_url(database_url, redis_url):
     """The API served over real HTTP (a werkzeug thread) on the test's database and broker."""
-    app = create_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url}) as url:
+        yield url
 
 
 def _reproduce(api_url: str, model_id: int, workers) -> int:

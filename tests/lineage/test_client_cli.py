@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 
 import numpy as np
 import onnxruntime
 import pytest
-from werkzeug.serving import make_server
 
 import nncore
 from nnq import Client, resources
-from service import create_app
 from tests.cli.cli_helpers import nnq
 from tests.lineage.conftest import MLP_SPEC
+from tests.support import served_app
 
 X = nncore.load_dataset("synthetic", samples=200, seed=9).x_test[:40]
 MIRRORS = {
@@ -39,13 +37,8 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def api_url(database_url, redis_url, worker_env):
-    app = create_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served_app({"NNQ_DATABASE_URL": database_url, "NNQ_BROKER_URL": redis_url}) as url:
+        yield url
 
 
 @pytest.fixture
