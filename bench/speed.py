@@ -141,7 +141,9 @@ def profile(model_spec, x, t, backend, steps: int = PROFILE_STEPS) -> None:
                 break
             dout, dt = timed(layer.backward, dout)
             row[1].append(dt)
-        _, dt_update = timed(opt.update, net.params, net.grads)
+        grads = net.grads if set(net.grads) == set(net.params) else {  # older networks
+            f"{i}.{key}": g for i, layer in enumerate(net.layers) for key, g in layer.grads.items()}
+        _, dt_update = timed(opt.update, net.params, grads)
         if keep:
             other["loss"].append(dt_loss)
             other["update"].append(dt_update)

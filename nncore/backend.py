@@ -6,10 +6,11 @@ import numpy as np
 BACKENDS = ("numpy", "cupy")
 # On the CPU a convolution builds and multiplies its im2col columns a block of samples at a
 # time, so that a block is still in cache when the GEMM reads it: on a 2-core Zen 4 (1 MiB L2
-# per core) 1-3 MiB blocks made a deep_convnet step 25 % faster than the whole batch with one
-# BLAS thread and ~20 % faster with two on an idle machine. (On a loaded one the many smaller
-# GEMM calls cost more: OpenBLAS synchronises its threads at every call, so each can wait for
-# a thread the scheduler parked.) A GPU takes the whole batch.
+# per core) 3 MiB blocks made a deep_convnet step 25 % faster than the whole batch with one
+# BLAS thread and ~20 % faster with two on an idle machine. Larger blocks mean fewer GEMM calls,
+# which helps when another process keeps a core busy (OpenBLAS synchronises its threads at
+# every call); in bench/speed.py's alternating runs 12 MiB blocks still came out slower and
+# less steady. A GPU takes the whole batch.
 CPU_COL_BLOCK_BYTES = 3 * 2**20
 
 

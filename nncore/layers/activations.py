@@ -7,12 +7,13 @@ from .base import Layer, LayerSpec
 
 class ReLU(Layer):
     def forward(self, x, *, train):
-        if not train:
-            return x * (x > 0)
         xp = array_module(x)
-        # the mask in x's dtype: numpy multiplies by a boolean mask several times slower
-        self._mask = xp.greater(x, 0, out=self.result_array("mask", x.shape, x, train=True))
-        return xp.multiply(x, self._mask, out=self.result_array("output", x.shape, x, train=True))
+        if not train:
+            return xp.maximum(x, 0)
+        # a boolean mask: a quarter of the memory traffic of a float one, which in a convnet
+        # (6.9 MB activations) outweighs numpy's slower mixed-type multiply in backward
+        self._mask = xp.greater(x, 0, out=self.scratch(x).empty("mask", x.shape, bool))
+        return xp.maximum(x, 0, out=self.result_array("output", x.shape, x, train=True))
 
     def backward(self, dout):
         dx = self.result_array("input_grad", dout.shape, dout, train=True)

@@ -9,6 +9,7 @@ Declaring the subclass registers it in ``LAYERS``; validation, expansion, parame
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any, ClassVar
 
@@ -72,6 +73,16 @@ class Layer:
         return grad
 
 
+CACHE_LINE = 64  # bytes; AVX-512 loads that straddle two lines cost two
+PAGE = 4096
+# Large buffers from the allocator all start at the same offset within a 4 KiB page; a copy or
+# GEMM streaming between two of them then hits 4K aliasing (loads wait on unrelated stores at
+# the same page offset), which made whole deep_convnet steps twice as slow in some processes.
+# Each scratch buffer starts at the next cache line of the page instead (a prime stride).
+PAGE_OFFSET_STRIDE = 37
+_page_offsets = itertools.count(0, PAGE_OFFSET_STRIDE)
+
+
 class Scratch:
     """Working arrays a layer reuses from one call to the next, reallocated only when they no
     longer fit: large temporaries then cost neither an allocation nor fresh pages each step.
@@ -87,15 +98,27 @@ class Scratch:
         size = math.prod(shape)
         buf = self._flat.get(role)
         if buf is None or buf.size < size or buf.dtype != dtype:
-            buf = self._flat[role] = self.xp.empty(size, dtype=dtype)
+            buf = self._flat[role] = self._aligned(size, np.dtype(dtype))
         return buf[:size].reshape(shape)
+
+    def _aligned(self, size: int, dtype: np.dtype):
+        """size values starting on a cache line, each new buffer at another offset within a
+        page (see PAGE_OFFSETS)."""
+        if self.xp is not np:
+            return self.xp.empty(size, dtype=dtype)
+        raw = np.empty(size + PAGE // dtype.itemsize, dtype=dtype)
+        offset = next(_page_offsets) % (PAGE // CACHE_LINE) * CACHE_LINE
+        start = ((offset - raw.ctypes.data) % PAGE) // dtype.itemsize
+        return raw[start:start + size]
 
     def zeroed_once(self, role: str, shape: tuple, dtype):
         """An array zeroed when (re)allocated and otherwise handed back as the last caller left
         it: a padded input whose border nobody writes stays padded with zeros."""
         buf = self._exact.get(role)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = self._exact[role] = self.xp.zeros(shape, dtype=dtype)
+            buf = self._aligned(math.prod(shape), np.dtype(dtype)).reshape(shape)
+            buf.fill(0)
+            self._exact[role] = buf
         return buf
 
 
