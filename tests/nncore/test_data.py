@@ -130,6 +130,19 @@ def test_load_dataset_reads_idx_files_from_data_dir(tmp_path, gz):
     np.testing.assert_array_equal(merged, np.sort(arrays["train-labels-idx1-ubyte"]))
 
 
+def test_a_loaded_dataset_is_shared_read_only_and_rebuilt_when_a_file_changes(tmp_path):
+    write_idx_set(tmp_path, gz=False)
+    first = load_dataset("mnist", tmp_path, val_fraction=0.2, seed=3)
+    assert load_dataset("mnist", tmp_path, val_fraction=0.2, seed=3) is first
+    assert load_dataset("mnist", tmp_path, val_fraction=0.3, seed=3) is not first
+    with pytest.raises(ValueError, match="read-only"):
+        first.x_train[0, 0] = 1.0
+    time.sleep(0.01)  # a new mtime even on coarse clocks
+    write_idx_set(tmp_path, gz=False, seed=1)
+    changed = load_dataset("mnist", tmp_path, val_fraction=0.2, seed=3)
+    assert changed is not first and changed.fingerprint != first.fingerprint
+
+
 def test_data_dir_comes_from_environment(tmp_path, monkeypatch):
     write_idx_set(tmp_path, gz=False)
     monkeypatch.setenv("NNQ_DATA_DIR", str(tmp_path))

@@ -1,5 +1,7 @@
 """TrainingRun: shuffled epochs, determinism, bit-exact resume, divergence, cancel, learning."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -130,8 +132,11 @@ def test_checkpoint_holds_only_plain_arrays():
 
 
 def test_poisoned_data_raises_divergence_naming_epoch_and_iteration():
-    run = TrainingRun.from_spec(job(epochs=2, dropout=0.0))
-    run.dataset.x_train[:, 0] = np.nan
+    clean = TrainingRun.from_spec(job(epochs=2, dropout=0.0))
+    x_train = clean.dataset.x_train.copy()  # the loaded dataset is shared and read-only
+    x_train[:, 0] = np.nan
+    run = TrainingRun(clean.network, clean.optimizer,
+                      dataclasses.replace(clean.dataset, x_train=x_train), clean.config)
     with pytest.raises(DivergenceError, match="epoch 1, iteration 1"):
         run.fit()
 
