@@ -68,11 +68,11 @@ def _empty(ax, text: str) -> None:
 
 
 def _scatter(fig, ax, space, trials, metric, paths: list[str]) -> None:
-    scored = [t for t in trials if t.last(metric) is not None and t.chosen]
+    scored = [t for t in trials if t.score(metric) is not None and t.chosen]
     if not scored:
         _empty(ax, f"no trial has a {metric} yet")
         return
-    scores = [t.last(metric) for t in scored]
+    scores = [t.score(metric) for t in scored]
     xpath = paths[0]
     x = _axis_values(space[xpath], [t.params.get(xpath) for t in scored])
     _style_axis(ax, "x", xpath, space[xpath])

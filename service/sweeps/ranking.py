@@ -1,8 +1,9 @@
 """Rank a sweep's trials by its metric and pick the best; plain data, no DB.
 
-A trial's score is the metric's value at its LAST recorded epoch (not its best epoch): that
-is the network the trial's model holds, so the ranking describes what promote would serve.
-Pruned and running trials rank with their last value too; trials without one come last.
+A trial's score is the metric's value at the epoch its stored model holds (the best epoch by
+validation accuracy with ``train.keep_best``, else the last), so the ranking describes what
+promote would serve. Trials without a model (pruned, running, failed) rank with their last
+recorded value; trials without one come last.
 Test accuracy is shown, never used here.
 """
 
@@ -32,6 +33,13 @@ class TrialResult:
     curve: list[dict[str, Any]] = field(default_factory=list)
     chosen: bool = True
     sampler_attrs: dict[str, Any] = field(default_factory=dict)
+    model_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, key: str) -> float | None:
+        """``key`` at the stored model's epoch when the trial has a model, else ``last``."""
+        if self.model_metrics.get(key) is not None:
+            return float(self.model_metrics[key])
+        return self.last(key)
 
     def last(self, key: str) -> float | None:
         """The newest non-null value of ``key`` (an epoch_metrics column)."""
@@ -46,16 +54,16 @@ class TrialResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "job_id": self.job_id, "params": self.params,
-                "status": self.status, "val_acc": self.last("val_acc"),
-                "train_acc": self.last("train_acc"), "test_acc": self.last("test_acc"),
+                "status": self.status, "val_acc": self.score("val_acc"),
+                "train_acc": self.score("train_acc"), "test_acc": self.score("test_acc"),
                 "epochs": self.epochs, "model_id": self.model_id, "error": self.error,
                 "chosen": self.chosen}
 
 
 def rank(trials: list[TrialResult], metric: str) -> list[TrialResult]:
-    """Best first by the metric's last value; ties and trials without one by index."""
+    """Best first by the metric's score; ties and trials without one by index."""
     def key(trial: TrialResult):
-        score = trial.last(metric)
+        score = trial.score(metric)
         return (score is None, -(score or 0.0), trial.index)
 
     return sorted(trials, key=key)
@@ -64,7 +72,7 @@ def rank(trials: list[TrialResult], metric: str) -> list[TrialResult]:
 def best(trials: list[TrialResult], metric: str) -> TrialResult | None:
     """The highest-scoring succeeded trial, or None while no trial has succeeded."""
     done = [t for t in trials
-            if t.status == JobStatus.SUCCEEDED and t.last(metric) is not None]
+            if t.status == JobStatus.SUCCEEDED and t.score(metric) is not None]
     ranked = rank(done, metric)
     return ranked[0] if ranked else None
 

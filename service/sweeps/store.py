@@ -23,6 +23,7 @@ from service.db.models import (
     Alias,
     EpochMetric,
     Job,
+    Model,
     Sweep,
     SweepTrial,
     utcnow,
@@ -79,8 +80,9 @@ def trial_results(session: Session, sweep: Sweep) -> list[TrialResult]:
     """Every trial with its job's status, error, model and per-epoch metrics, by index."""
     rows = session.execute(
         select(SweepTrial.index, SweepTrial.params, SweepTrial.job_id, Job.status, Job.error,
-               Job.model_id)
+               Job.model_id, Model.metrics)
         .outerjoin(Job, Job.id == SweepTrial.job_id)
+        .outerjoin(Model, Model.id == Job.model_id)
         .where(SweepTrial.sweep_id == sweep.id).order_by(SweepTrial.index)).all()
     curves: dict[int, list[dict]] = defaultdict(list)
     job_ids = [r.job_id for r in rows if r.job_id is not None]
@@ -97,7 +99,7 @@ def trial_results(session: Session, sweep: Sweep) -> list[TrialResult]:
                                status=r.status or _no_job_status(sweep), error=r.error,
                                model_id=r.model_id, curve=curves.get(r.job_id, []),
                                chosen=bool(params) or r.job_id is not None,
-                               sampler_attrs=notes))
+                               sampler_attrs=notes, model_metrics=r.metrics or {}))
     return out
 
 

@@ -150,7 +150,7 @@ def records(results: list[TrialResult], metric: str) -> list[TrialRecord]:
         if result.job_id is None:
             continue
         state = STATES.get(result.status, TrialState.FAIL)
-        value = result.last(metric)
+        value = result.score(metric)
         if state == TrialState.COMPLETE and value is None:
             state = TrialState.FAIL
         out.append(TrialRecord(index=result.index, state=state,

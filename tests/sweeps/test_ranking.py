@@ -1,4 +1,4 @@
-"""Ranking: last-epoch metric, best first; no metric last; best is a succeeded trial."""
+"""Ranking: the model's epoch (else the last), best first; no metric last; best is a succeeded trial."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ def test_rank_uses_the_last_epoch_and_puts_trials_without_metrics_last():
     assert [t.index for t in rank(trials, "val_acc")] == [3, 2, 1, 0, 4]
     assert trials[1].as_dict()["val_acc"] == 0.5 and trials[1].epochs == 2
     assert trials[1].as_dict()["chosen"] is True
+
+
+def test_a_trial_with_a_model_scores_by_the_epoch_its_model_holds():
+    # keep_best stored epoch 1 (val 0.9) of trial 0; trial 1 kept its last epoch (0.85)
+    kept = trial(0, "succeeded", 0.9, 0.5)
+    kept.model_metrics = {"epoch": 1, "val_acc": 0.9, "test_acc": 0.88}
+    last = trial(1, "succeeded", 0.8, 0.85)
+    assert best([kept, last], "val_acc") is kept
+    assert [t.index for t in rank([last, kept], "val_acc")] == [0, 1]
+    assert kept.as_dict()["val_acc"] == 0.9 and kept.as_dict()["test_acc"] == 0.88
 
 
 def test_best_is_the_highest_succeeded_trial_never_by_test_accuracy():
