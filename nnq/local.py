@@ -6,12 +6,13 @@ needed. The same typer, tables and error lines as `nnq`; nncore itself stays a l
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
 import typer
+from threadpoolctl import threadpool_limits
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import nncore
@@ -53,15 +54,25 @@ def train(spec_path: Path = typer.Argument(..., metavar="SPEC.json",
           out: Path = typer.Option(..., "--out", help="where to write the model .npz"),
           epochs: Optional[int] = typer.Option(None, "--epochs", help="override train.epochs"),
           data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
-          backend: Backend = typer.Option(Backend.numpy, "--backend", help="array library")
+          backend: Backend = typer.Option(Backend.numpy, "--backend", help="array library"),
+          threads: int = typer.Option(
+              1, "--threads", min=0,
+              help="BLAS threads (1, as on workers: the same weights as a worker's; 0: the "
+                   "library's default)")
           ) -> None:
-    """Train a job spec (JSON) locally with a progress bar; print the epoch table."""
+    """Train a job spec (JSON) locally with a progress bar; print the epoch table.
+
+    One BLAS thread by default, as a worker trains: the summation order of a matrix product
+    depends on the thread count, so only then are the weights bit-identical to the
+    service's (``nnq reproduce`` compares them).
+    """
     spec = read_json(spec_path)
     if not isinstance(spec, dict):
         raise fail(f"{spec_path}: the job spec must be a JSON object")
     if epochs is not None:
         spec["train"] = {**(spec.get("train") or {}), "epochs": epochs}
-    with _reported_errors():
+    limits = threadpool_limits(threads) if threads else nullcontext()
+    with _reported_errors(), limits:
         run = nncore.TrainingRun.from_spec(spec, data_dir=data_dir, backend=backend.value)
         _fit(run, spec.get("name") or str(spec_path))
         console.print(metrics_table(run.metrics))

@@ -88,3 +88,34 @@ def test_divergence_is_reported_not_raised(tmp_path, spec_file):
     result = nncore_cli("train", spec_file(spec), "--out", str(tmp_path / "m.npz"), cwd=tmp_path)
     assert result.returncode == 1
     assert "loss became" in result.stderr and "Traceback" not in result.stderr
+
+
+# Big enough matrices that OpenBLAS splits them across threads, so the thread count changes
+# the summation order and with it the weights.
+WIDE = {**SPEC, "name": "cli-wide",
+        "data": {"dataset": "synthetic", "samples": 1200, "val_fraction": 0.1},
+        "model": {"preset": "mlp", "hidden": [512, 512], "batchnorm": True, "dropout": 0.0},
+        "train": {**SPEC["train"], "epochs": 1, "batch_size": 200, "dtype": "float32"}}
+
+
+def trained_in_process(threads: int) -> dict:
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(threads):
+        run = nncore.TrainingRun.from_spec(WIDE)
+        run.fit()
+    return {k: np.array(v) for k, v in run.network.state_dict().items()}
+
+
+def test_train_uses_one_blas_thread_like_a_worker_so_the_weights_match(tmp_path, spec_file):
+    out = tmp_path / "model.npz"
+    env_threads = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    result = subprocess.run([sys.executable, "-m", "nncore", "train", spec_file(WIDE),
+                             "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={**env_threads, "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr
+    state = nncore.state_from_bytes(out.read_bytes())
+    one_thread, two_threads = trained_in_process(1), trained_in_process(2)
+    assert any(not np.array_equal(one_thread[k], two_threads[k]) for k in one_thread), \
+        "this BLAS gives the same weights at 1 and 2 threads: the test cannot tell them apart"
+    for name, array in one_thread.items():
+        np.testing.assert_array_equal(state[name], array, err_msg=name)
