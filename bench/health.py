@@ -1,4 +1,4 @@
-"""How long ``GET /api/v1/health`` and ``GET /api/v1/health/live`` take over HTTP, with no
+"""How long ``GET /api/v1/health``, ``/health/live`` and ``/workers`` take over HTTP, with no
 worker and with one, and on the first request after the API started.
 
 Starts a private redis-server, a migrated SQLite database and the API under gunicorn as
@@ -26,7 +26,7 @@ from stack import Child, bench_env, celery_worker, load_average, sqlite_database
 from nnq.processes import LOCALHOST, free_port, start_redis, stop_process
 
 PERCENTILE = 95
-PATHS = ("/api/v1/health", "/api/v1/health/live")
+PATHS = ("/api/v1/health", "/api/v1/health/live", "/api/v1/workers")
 
 
 def gunicorn(env: dict[str, str], log: Path) -> Child:

@@ -15,6 +15,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.health import BROKER_TIMEOUT_S, WORKER_PING_TIMEOUT_S
+from service.api.worker_census import census
 from service.api.jobs import job_dict
 from service.api.run_schemas import WorkersOut
 from service.api.schemas import dump
@@ -52,10 +53,19 @@ def _queue_depths(url: str) -> dict[str, int] | None:
 
 
 def _live_workers(url: str) -> list[dict]:
-    """name, host, pid, queues and the pids that run its tasks, for each answering worker."""
+    """name, host, pid, queues and the pids that run its tasks, for each answering worker.
+
+    The ping stops at as many answers as the app's census counts (``worker_census``), so the
+    page does not wait out the ping's timeout; a worker started since the census last counted
+    (at most its ``SEEN_TTL_S`` ago) shows up on a later request.
+    """
+    expected = census(url).count()
+    if not expected:
+        return []
     try:
         control = client(url).control
-        nodes = [name for reply in control.ping(timeout=WORKER_PING_TIMEOUT_S) or []
+        nodes = [name for reply in control.ping(timeout=WORKER_PING_TIMEOUT_S,
+                                                limit=expected) or []
                  for name in reply]
         if not nodes:
             return []
