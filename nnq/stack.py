@@ -5,7 +5,7 @@ this module so there is one way to start and stop the parts. Each child runs in 
 session (process group), so a Ctrl-C at the terminal reaches only `nnq`, which then stops the
 children in order and kills any group (e.g. Celery's pool processes) that outlives a grace time.
 
-The server code runs in the children (`alembic`, `flask`, `celery` subprocesses); this module
+The server code runs in the children (`alembic`, `gunicorn`, `celery` subprocesses); this module
 imports none of it, only the settings, inside the function that needs the defaults.
 """
 
@@ -31,6 +31,11 @@ from nnq.processes import (
 )
 
 HEALTH_TIMEOUT_SECONDS = 90.0
+# The API is served as compose serves it (gunicorn with service/gunicorn_conf.py, so its own
+# refusals are JSON too); threads keep the dashboard's polls from waiting behind a long
+# predict request.
+API_WORKERS = 2
+API_THREADS = 4
 HEALTH_REQUEST_SECONDS = 2.0
 HEALTH_BODY_SHOWN = 200
 POLL_SECONDS = 0.25
@@ -122,9 +127,11 @@ class Stack:
             self._resolve_urls()
             self.env = self._child_env()
             self._migrate()
-            self._spawn("api", [sys.executable, "-m", "flask", "--app", "service", "run",
-                                "--host", self.config.host, "--port", str(self.config.port),
-                                "--no-reload"])
+            self._spawn("api", [sys.executable, "-m", "gunicorn", "-c",
+                                "python:service.gunicorn_conf", "service:create_app()",
+                                "--bind", f"{self.config.host}:{self.config.port}",
+                                "--workers", str(API_WORKERS), "--threads", str(API_THREADS),
+                                "--timeout", "120"])
             self._spawn("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker",
                                    "-Q", self.config.queues,
                                    "--concurrency", str(self.config.concurrency),
