@@ -25,7 +25,7 @@ import nncore
 from nncore.data.datasets import PIXEL_SCALE
 from service.db import MAX_ID, Model
 from service.db import model_store as models
-from service.db.tensors import state_from_rows
+from service.db.tensors import CorruptTensor, verified_state
 from service.settings import settings
 
 MAX_SAMPLES = 1000
@@ -36,6 +36,14 @@ NUMERIC_KINDS = "biuf"
 
 class ModelNotFound(LookupError):
     """No model with that id, and no alias with that name."""
+
+
+class ModelCorrupt(ValueError):
+    """A stored model whose tensors fail their checks; ``tensor`` names the bad one."""
+
+    def __init__(self, model_id: int, exc: CorruptTensor):
+        super().__init__(f"model {model_id} cannot be used: {exc}")
+        self.model_id, self.tensor, self.problem = model_id, exc.tensor, exc.problem
 
 
 class InputError(ValueError):
@@ -74,6 +82,12 @@ class ModelCache:
     request whose model is cached and fresh opens no session at all. Stored models never
     change; every ``predict_recheck_seconds`` (settings) an entry's row is read again (one
     primary-key read), so a model that vanished with a restored or reset database is noticed.
+
+    Every load verifies each tensor (``stored_state``): a model that fails is not cached and
+    raises ModelCorrupt on every request. The recheck compares the model row only (its
+    ``created_at``), not the tensors: a tensor corrupted after the model was loaded is not
+    seen while the entry stays cached; the entry keeps answering from the copy that was
+    verified when it was loaded, until it is dropped (LRU, a changed row, a new process).
     """
 
     def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic):
@@ -108,8 +122,12 @@ class ModelCache:
             if cached is not None and cached.created_at == model.created_at:
                 cached.fresh_until = fresh_until
                 return cached
-            return LoadedModel(model_id, load_network(session, model), model.created_at,
-                               fresh_until)
+            try:
+                net = load_network(session, model)
+            except ModelCorrupt:
+                self.forget(sessions, model_id)
+                raise
+            return LoadedModel(model_id, net, model.created_at, fresh_until)
 
     def forget(self, sessions: sessionmaker[Session], model_id: int) -> None:
         with self._lock:
@@ -145,7 +163,8 @@ def _alias_target(session: Session, name: str) -> int:
 def serving_model(sessions: sessionmaker[Session], ref: str) -> LoadedModel:
     """The cached model ``ref`` names, for predict: an id costs no database read while its
     entry is fresh; an alias costs one primary-key read, because another process may have
-    moved it a moment ago. Raises ModelNotFound."""
+    moved it a moment ago. Raises ModelNotFound, or ModelCorrupt when a tensor fails its
+    checks as the model is loaded."""
     model_id = _as_id(ref)
     if model_id is not None:
         return CACHE.get(sessions, model_id)
@@ -154,11 +173,29 @@ def serving_model(sessions: sessionmaker[Session], ref: str) -> LoadedModel:
     return CACHE.get(sessions, model_id)
 
 
+def _rebuild(model: Model):
+    """The model's network from its expanded layers, with fresh (untrained) weights."""
+    return nncore.build({"layers": model.layers}, tuple(model.input_shape), model.num_classes,
+                        dtype=model.dtype)
+
+
+def stored_state(session: Session, model: Model, net=None) -> dict[str, np.ndarray]:
+    """The model's tensors, each checked by sha256, size, name, shape and dtype against its
+    row and against what the model's layers build (``net``, rebuilt when not given).
+    Raises ModelCorrupt naming the first bad tensor."""
+    net = _rebuild(model) if net is None else net
+    tensors = {**net.params, **net.buffers}  # what state_dict() holds, without copying it
+    expected = {name: (tuple(a.shape), np.dtype(a.dtype)) for name, a in tensors.items()}
+    try:
+        return verified_state(models.tensors(session, model.id), expected)
+    except CorruptTensor as exc:
+        raise ModelCorrupt(model.id, exc) from None
+
+
 def load_network(session: Session, model: Model):
-    """The stored model rebuilt with its tensors."""
-    net = nncore.build({"layers": model.layers}, tuple(model.input_shape), model.num_classes,
-                       dtype=model.dtype)
-    net.load_state_dict(state_from_rows(models.tensors(session, model.id)))
+    """The stored model rebuilt with its verified tensors; raises ModelCorrupt."""
+    net = _rebuild(model)
+    net.load_state_dict(stored_state(session, model, net))
     return net
 
 

@@ -4,7 +4,9 @@ The API, the sweep scheduler, the worker's retry and the reconciler all send thr
 without importing ``workers``; ``workers.celery_app`` takes the task name, the queues and the
 serialisation from here too. The DB row is the truth and the message only carries the job id,
 so a broker that is down loses nothing: the job stays ``queued`` and the workers' reconciler
-re-sends stale queued jobs. Sending therefore never raises; it logs and reports False.
+re-sends it as soon as the broker answers again with that device's queue empty
+(``waiting_messages``; ``workers.reconcile``). Sending therefore never raises; it logs and
+reports False.
 """
 
 from __future__ import annotations
@@ -61,3 +63,17 @@ def enqueue(job_id: int, device: str, *, broker_url: str | None = None,
                     "reconciler", job_id, url, exc)
         return False
     return True
+
+
+def waiting_messages(device: str, *, broker_url: str | None = None) -> int | None:
+    """How many messages wait in the device's queue on the broker; None when the broker
+    could not be reached. A message a worker holds (running or delayed) is not counted."""
+    url = broker_url or settings().broker_url
+    try:
+        with client(url).connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            with connection.channel() as channel:
+                return channel.queue_declare(queue=queue_for(device)).message_count
+    except Exception as exc:  # noqa: BLE001 - an unreachable broker is an answer, not a crash
+        log.warning("could not count the %s queue at %s (%s)", device, url, exc)
+        return None

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     # Attempts (first run and resumes) before a job fails.
     max_attempts: int = Field(default=3, ge=1)
+    # Attempts that stored a newer checkpoint do not count against max_attempts; this caps
+    # every claim of one job, progress or not (raised to max_attempts when lower).
+    max_claims: int = Field(default=20, ge=1)
+    # A running job whose training completed no iteration for this long is hung: its worker
+    # stops renewing the lease, so the job moves to another worker (docs/design.md).
+    stall_seconds: float = Field(default=600.0, gt=0)
+    # A worker retries a database write that failed because the database was away or locked
+    # (service.db.transient) for this long, with backoff, before it gives the attempt up.
+    db_retry_seconds: float = Field(default=60.0, ge=0)
     # Redis returns an unacked message after this long: longer than any epoch, because the
     # reconciler re-sends a dead worker's job sooner.
     visibility_timeout: int = Field(default=3600, gt=0)
@@ -72,6 +81,11 @@ class Settings(BaseSettings):
     max_queued_per_token: int = Field(default=1000, ge=1)
     # How long a SQLite statement waits for another connection's write lock (milliseconds).
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # A job whose estimated training memory (nncore.memory) is above this is refused with 422.
+    max_job_memory_mb: int = Field(default=4096, ge=1)
+    # Each job may grow its worker process by this much (RLIMIT_DATA); beyond it the job fails
+    # as "out of memory" instead of taking the host down. 0 leaves workers unbounded.
+    worker_memory_mb: int = Field(default=8192, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,15 @@ bounded in rate, so that one database serves a large fleet (docs/scale.md):
   pruner compares trials epoch by epoch;
 - a write carries the checkpoint (the latest epoch's) when ``checkpoint_seconds`` have passed
   since the last one (or since the job started): megabytes, so their rate is bounded apart.
+
+A database that is away or locked for a while (``service.db.transient``) does not end the
+attempt: a failed epoch write keeps its epochs and is tried again at the next epoch while
+training goes on, and the last write when training ends is retried with backoff for up to
+``NNQ_DB_RETRY_SECONDS`` (``retry_transient``, which the worker's other writes use too).
+
+The lease is tied to progress, not only to the process being alive: when no iteration has
+completed for ``NNQ_STALL_SECONDS`` the heartbeat stops renewing it, so a hung training loop
+loses its job to another worker; its own later writes are refused by the owner check.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Self
+from typing import Self, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,11 +38,35 @@ from sqlalchemy.orm import Session, sessionmaker
 from nncore.training import EpochRecord
 from service.db import jobs as store
 from service.db.scope import transaction
+from service.db.transient import is_unavailable
 from service.settings import settings
 
 log = logging.getLogger(__name__)
 
 RENEWALS_PER_LEASE = 3
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 5.0
+T = TypeVar("T")
+
+
+def retry_transient(sessions: sessionmaker[Session], write: Callable[[Session], T], what: str,
+                    seconds: float | None = None) -> T:
+    """``write(session)`` on a fresh session, again with backoff while it fails because the
+    database is away or locked, for up to ``seconds`` (``NNQ_DB_RETRY_SECONDS``); other
+    errors, and the last transient one, are raised."""
+    seconds = settings().db_retry_seconds if seconds is None else seconds
+    deadline, delay = time.monotonic() + seconds, RETRY_FIRST_DELAY_S
+    while True:
+        try:
+            with sessions() as session:
+                return write(session)
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unavailable (%s); retrying in %.1f s", what,
+                        type(exc).__name__, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
 class Pruned(Exception):
@@ -53,7 +86,8 @@ class JobTracker:
                  prune: Callable[[], str | None] | None = None, *,
                  heartbeat_seconds: float | None = None,
                  epoch_write_seconds: float | None = None,
-                 checkpoint_seconds: float | None = None):
+                 checkpoint_seconds: float | None = None,
+                 stall_seconds: float | None = None):
         config = settings()
         self.sessions, self.job_id, self.owner = sessions, job_id, owner
         self.lease_seconds = lease_seconds
@@ -63,7 +97,10 @@ class JobTracker:
                                     else epoch_write_seconds)
         self.checkpoint_seconds = (config.checkpoint_seconds if checkpoint_seconds is None
                                    else checkpoint_seconds)
+        self.stall_seconds = config.stall_seconds if stall_seconds is None else stall_seconds
         self._checkpoint, self._clock, self._prune = checkpoint, clock, prune
+        self._last_progress = time.monotonic()  # the watchdog's clock is always the real one
+        self._stalled = False
         self._session = sessions()
         self._progress: dict | None = None
         self._pending: list[tuple[dict, EpochRecord | None]] = []
@@ -84,7 +121,7 @@ class JobTracker:
         best epoch's weights, not the last one's), then stop the heartbeat."""
         try:
             if exc_type is None:
-                self.write_epochs(with_checkpoint=False)
+                self._write_until_done()
             elif self._pending and not issubclass(exc_type, store.LeaseLost):
                 try:
                     self.write_epochs(with_checkpoint=False)
@@ -99,16 +136,30 @@ class JobTracker:
     def _heartbeat(self) -> None:
         with self.sessions() as session:
             while not self._done.wait(self.heartbeat_seconds):
+                if self.stalled():
+                    continue  # the lease runs out and the reconciler moves the job
                 if not self.beat(session):
                     return
+
+    def stalled(self) -> bool:
+        """Whether training completed no iteration (or epoch) for ``stall_seconds``; logged
+        once per stall."""
+        idle = time.monotonic() - self._last_progress
+        stalled = idle > self.stall_seconds
+        if stalled and not self._stalled:
+            log.error("job %s: no training progress for %.0f s (NNQ_STALL_SECONDS=%g); the "
+                      "lease is no longer renewed", self.job_id, idle, self.stall_seconds)
+        self._stalled = stalled
+        return stalled
 
     def beat(self, session: Session) -> bool:
         """One heartbeat write; False once the job is lost (the heartbeat then stops)."""
         try:
             cancel = store.heartbeat(session, self.job_id, self.owner, self.lease_seconds,
                                      self._progress)
-        except DBAPIError:  # a DB blip: the next beat tries again
-            log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+        except SQLAlchemyError as exc:  # a DB blip: the next beat tries again
+            log.warning("job %s: heartbeat failed (%s)", self.job_id, exc.__class__.__name__,
+                        exc_info=not is_unavailable(exc))
             return True
         if cancel is None:
             self._lost.set()
@@ -126,6 +177,7 @@ class JobTracker:
         training holds it)."""
         first = self._progress is None
         self._progress = dict(progress)
+        self._last_progress = time.monotonic()
         if first:
             self.beat(self._session)
 
@@ -142,13 +194,14 @@ class JobTracker:
         Pruned with its reason; a DB blip there skips this epoch's check, not the attempt.
         """
         self._check_owned()
+        self._last_progress = time.monotonic()
         self._pending.append((metrics, record))
         due = self._clock() - self._last_epoch_write >= self.epoch_write_seconds
         if not due and self._prune is None:
             return
-        self.write_epochs(
+        written = self._write_or_keep(
             with_checkpoint=self._clock() - self._last_checkpoint >= self.checkpoint_seconds)
-        if self._prune is None:
+        if self._prune is None or not written:
             return
         try:
             reason = self._prune()
@@ -158,23 +211,52 @@ class JobTracker:
         if reason:
             raise Pruned(reason)
 
-    def write_epochs(self, *, with_checkpoint: bool) -> None:
-        """The pending epochs' rows in one transaction; the checkpoint (taken now) goes with
-        the last of them. Raises LeaseLost, writing nothing, when the job is no longer ours;
-        after any error the epochs are dropped (the exception ends or retries the attempt)."""
-        pending, self._pending = self._pending, []  # a failed write is not tried again
+    def _write_or_keep(self, *, with_checkpoint: bool) -> bool:
+        """``write_epochs``; when the database is away or locked, keep the epochs for the next
+        write and go on training (False)."""
+        pending = list(self._pending)
+        try:
+            self.write_epochs(with_checkpoint=with_checkpoint)
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            self._pending = pending + self._pending
+            log.warning("job %s: database unavailable (%s); %d epoch(s) kept for the next "
+                        "write", self.job_id, type(exc).__name__, len(self._pending))
+            return False
+        return True
+
+    def _write_until_done(self) -> None:
+        """The last write, when training ended: retried with backoff while the database is
+        away (``retry_transient``), each try on a fresh session."""
+        pending = list(self._pending)
+
+        def write(session: Session) -> None:
+            self._pending = list(pending)
+            self.write_epochs(with_checkpoint=False, session=session)
+
+        retry_transient(self.sessions, write, f"job {self.job_id}: epochs")
+
+    def write_epochs(self, *, with_checkpoint: bool, session: Session | None = None) -> None:
+        """The pending epochs' rows in one transaction (on ``session``, default the
+        tracker's); the checkpoint (taken now) goes with the last of them. Raises LeaseLost,
+        writing nothing, when the job is no longer ours; after any error the epochs are
+        dropped (the caller keeps them to try again)."""
+        session = session or self._session
+        pending, self._pending = self._pending, []
         if not pending:
             return
         checkpoint = self._checkpoint() if with_checkpoint else None
         progress = self._progress or {}
         last = len(pending) - 1
-        with transaction(self._session):
+        with transaction(session):
             for i, (metrics, record) in enumerate(pending):
                 store.record_epoch(
-                    self._session, self.job_id, self.owner, metrics,
+                    session, self.job_id, self.owner, metrics,
                     checkpoint if i == last else None, record=record,
                     iteration=progress.get("iteration") if i == last else None,
                     total_iterations=progress.get("total_iterations") if i == last else None)
         self._last_epoch_write = self._clock()
         if checkpoint is not None:
             self._last_checkpoint = self._last_epoch_write
+

@@ -20,7 +20,7 @@ import nncore
 from nnq.status import JobStatus
 from service.db import jobs as store
 from service.db import session_factory
-from service.db.attempts import owner_for
+from service.db.attempts import out_of_attempts, owner_for
 from service.db.lineage import finish_with_lineage
 from service.db.models import Job
 from service.queue import TRAIN_TASK, enqueue
@@ -28,8 +28,9 @@ from service.settings import settings
 from service.spec import check_limits
 from service.sweeps.pruning import should_prune
 from service.sweeps.scheduler import advance_sweep
+from workers import memory
 from workers.celery_app import app
-from workers.tracker import JobTracker, Pruned
+from workers.tracker import JobTracker, Pruned, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def _parse(spec: dict) -> nncore.JobSpec:
 def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
     run = nncore.TrainingRun.from_spec(_parse(job.spec), data_dir=settings().data_dir,
                                        backend=_backend(job.device))
-    checkpoint = store.latest_checkpoint(session, job.id)
+    checkpoint = retry_transient(sessions, lambda s: store.latest_checkpoint(s, job.id),
+                                 f"job {job.id}: checkpoint")
     if checkpoint is not None:
         log.info("job %s: resuming after epoch %s", job.id, checkpoint.epoch)
         run.restore(nncore.state_from_bytes(checkpoint.state))
@@ -78,7 +80,25 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
     # its headline numbers, whichever attempt trained it: the checkpoint carries every row.
     metrics = run.model_metrics()
     metrics["epochs"] = run.epoch
-    finish_with_lineage(session, job.id, owner, run, metrics, settings().data_dir)
+    _finish(sessions, job.id, owner, run, metrics)
+
+
+def _finish(sessions, job_id: int, owner: str, run, metrics: dict) -> None:
+    """Store the model, retrying while the database is away. A commit whose answer was lost
+    with the connection may have succeeded: a retry then finds the job no longer running, and
+    a succeeded job is success, not a lost lease."""
+    tries = 0
+
+    def finish(session) -> None:
+        nonlocal tries
+        tries += 1
+        try:
+            finish_with_lineage(session, job_id, owner, run, metrics, settings().data_dir)
+        except store.LeaseLost:
+            if tries == 1 or store.get_job(session, job_id).status != JobStatus.SUCCEEDED:
+                raise
+
+    retry_transient(sessions, finish, f"job {job_id}: model")
 
 
 def run_job(job_id: int) -> str:
@@ -107,59 +127,104 @@ def _advance(sessions, sweep_id: int) -> None:
 def _run_claimed(sessions, job_id: int) -> tuple[str, int | None]:
     """Claim and train; returns the outcome and the job's sweep id (None outside a sweep)."""
     outcome = _claim_and_train(sessions, job_id)
-    with sessions() as session:
-        job = store.get_job(session, job_id)
+    try:
+        job = retry_transient(sessions, lambda s: store.get_job(s, job_id), f"job {job_id}")
+    except SQLAlchemyError:
+        log.warning("job %s: not read back after %s", job_id, outcome, exc_info=True)
+        return outcome, None
     return outcome, (job.sweep_id if job is not None else None)
 
 
 def _claim_and_train(sessions, job_id: int) -> str:
+    """Claim, train and end the attempt. Every write here survives a database blip: it is
+    retried on a fresh session (``retry_transient``), so an outage during training costs the
+    job neither its attempt nor its lease, only time."""
     owner, lease = worker_owner(), settings().lease_seconds
-    with sessions() as session:
-        job = store.claim_job(session, job_id, owner, lease)
-        if job is None:
-            log.info("job %s: not claimable (running elsewhere or finished); dropped", job_id)
-            return "dropped"
-        log.info("job %s: claimed by %s (attempt %s/%s)", job_id, owner, job.attempts,
-                 job.max_attempts)
-        try:
+    job = retry_transient(sessions, lambda s: _claim(s, job_id, owner, lease),
+                          f"job {job_id}: claim")
+    if job is None:
+        log.info("job %s: not claimable (running elsewhere or finished); dropped", job_id)
+        return "dropped"
+    log.info("job %s: claimed by %s (attempt %s, at most %s without progress)", job_id, owner,
+             job.attempts, job.max_attempts)
+    try:
+        memory.limit_job(settings().worker_memory_mb)
+        with sessions() as session:
             _train(session, sessions, job, owner, lease)
-        except nncore.Cancelled:
-            store.mark_cancelled(session, job_id, owner)
-            return JobStatus.CANCELLED
-        except Pruned as exc:
-            log.info("job %s: %s", job_id, exc)
-            store.mark_pruned(session, job_id, owner, str(exc))
-            return JobStatus.PRUNED
-        except store.LeaseLost:
-            log.warning("job %s: lease lost; another worker continues it", job_id)
-            return "lost"
-        except nncore.DivergenceError as exc:
-            store.fail_job(session, job_id, f"diverged (NaN/inf loss): {exc}", owner)
-            return JobStatus.FAILED
-        except nncore.DataError as exc:
-            store.fail_job(session, job_id, f"data error: {exc}", owner)
-            return JobStatus.FAILED
-        except nncore.SpecError as exc:
-            store.fail_job(session, job_id, f"invalid spec: {exc}", owner)
-            return JobStatus.FAILED
-        except JobRejected as exc:
-            store.fail_job(session, job_id, str(exc), owner)
-            return JobStatus.FAILED
-        except Exception as exc:
-            log.exception("job %s: unexpected error", job_id)
-            return _retry_or_fail(session, job, owner, f"{type(exc).__name__}: {exc}")
+    except MemoryError as exc:  # beyond NNQ_WORKER_MEMORY_MB: a retry would fail the same way
+        memory.lift()
+        oom = memory.out_of_memory_reason(exc, job.spec, settings().worker_memory_mb)
+        return _settle(sessions, job_id, JobStatus.FAILED,
+                       lambda s: store.fail_job(s, job_id, oom, owner))
+    except nncore.Cancelled:
+        return _settle(sessions, job_id, JobStatus.CANCELLED,
+                       lambda s: store.mark_cancelled(s, job_id, owner))
+    except Pruned as exc:
+        why = str(exc)
+        log.info("job %s: %s", job_id, why)
+        return _settle(sessions, job_id, JobStatus.PRUNED,
+                       lambda s: store.mark_pruned(s, job_id, owner, why))
+    except store.LeaseLost:
+        log.warning("job %s: lease lost; another worker continues it", job_id)
+        return "lost"
+    except (nncore.DivergenceError, nncore.DataError, nncore.SpecError, JobRejected) as exc:
+        reason = _REJECTED_AS.get(type(exc), "{}").format(exc)
+        return _settle(sessions, job_id, JobStatus.FAILED,
+                       lambda s: store.fail_job(s, job_id, reason, owner))
+    except Exception as exc:
+        log.exception("job %s: unexpected error", job_id)
+        return _retry_or_fail(sessions, job, owner, f"{type(exc).__name__}: {exc}")
     log.info("job %s: succeeded", job_id)
     return JobStatus.SUCCEEDED
 
 
-def _retry_or_fail(session, job: Job, owner: str, error: str) -> str:
-    if job.attempts >= job.max_attempts:
-        store.fail_job(session, job.id, f"unexpected error on attempt {job.attempts} of "
-                                        f"{job.max_attempts}: {error}", owner)
-        return JobStatus.FAILED
-    if store.release_job(session, job.id, owner, error):
+def _claim(session, job_id: int, owner: str, lease: float) -> Job | None:
+    """``claim_job``; on a retry whose first try committed but lost its answer with the
+    connection, the job is already ours."""
+    job = store.claim_job(session, job_id, owner, lease)
+    if job is None:
+        current = store.get_job(session, job_id)
+        if current is not None and current.lease_owner == owner:
+            return current
+    return job
+
+
+_REJECTED_AS = {nncore.DivergenceError: "diverged (NaN/inf loss): {}",
+                nncore.DataError: "data error: {}", nncore.SpecError: "invalid spec: {}"}
+
+
+def _settle(sessions, job_id: int, outcome: str, write) -> str:
+    """End the attempt with ``write``, retried while the database is away; if it stays away
+    past NNQ_DB_RETRY_SECONDS the lease expires and the reconciler takes the job back."""
+    try:
+        retry_transient(sessions, write, f"job {job_id}: {outcome}")
+    except SQLAlchemyError:
+        log.exception("job %s: could not record %s; the reconciler takes it back when the "
+                      "lease expires", job_id, outcome)
+        return "stranded"
+    return outcome
+
+
+def _retry_or_fail(sessions, job: Job, owner: str, error: str) -> str:
+    """Fail the job when it is out of attempts (``attempts.out_of_attempts``; this attempt
+    counts unless it stored a new checkpoint), else hand it back to the queue with a delay."""
+    def settle(session) -> str:
+        reason = out_of_attempts(session, store.get_job(session, job.id))
+        if reason:
+            store.fail_job(session, job.id, f"unexpected error on attempt {job.attempts}: "
+                                            f"{error}; {reason}", owner)
+            return JobStatus.FAILED
+        return "retry" if store.release_job(session, job.id, owner, error) else "lost"
+
+    try:
+        outcome = retry_transient(sessions, settle, f"job {job.id}: retry")
+    except SQLAlchemyError:
+        log.exception("job %s: could not hand it back; the reconciler takes it back when the "
+                      "lease expires", job.id)
+        return "stranded"
+    if outcome == "retry":
         enqueue(job.id, job.device, countdown=RETRY_BASE_DELAY_S * 2 ** (job.attempts - 1))
-    return "retry"
+    return outcome
 
 
 @app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -24,12 +24,12 @@ from service.api import API_PREFIX
 from service.api.deps import db, setting
 from service.api.jobs import job_dict
 from service.api.lineage_schemas import LineageOut, ReproduceOut
+from service.api.models import corrupt_model
 from service.api.schemas import ModelOut, ModelPath, dump
 from service.db import Model
 from service.db import model_store as store
 from service.db.lineage import lineage_of
 from service.db.reproductions import ReproductionView, reproductions_of
-from service.db.tensors import state_from_rows
 from service.errors import (
     Conflict,
     ErrorResponse,
@@ -120,16 +120,18 @@ def reproduce_model(path: ModelPath):
 def export_onnx(path: ModelPath):
     """The eval-mode network as ONNX (affine, conv, max pool, BatchNorm with its running
     statistics, ReLU/sigmoid/tanh, Dropout as identity, softmax output), checked with
-    ``onnx.checker``. 409 naming the tensor when a stored tensor fails its sha256."""
+    ``onnx.checker``. 409 naming the tensor when a stored tensor fails its sha256, size,
+    shape or dtype, or is missing or extra for the model's layers."""
     model = _model(path.ref)
     try:
-        state = state_from_rows(store.tensors(db(), model.id))
+        state = inference.stored_state(db(), model)
+    except inference.ModelCorrupt as exc:
+        raise corrupt_model(exc) from None
+    try:
         data = onnx_bytes(model.layers, model.input_shape, model.num_classes, state,
                           model.dtype, name=model.name,
                           metadata={"nnq.model_id": str(model.id)})
     except ExportError as exc:
-        raise Conflict(str(exc)) from None
-    except ValueError as exc:  # a tensor whose bytes fail their sha256
         raise Conflict(str(exc)) from None
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition":

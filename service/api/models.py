@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, RawModel, Tag
@@ -28,8 +30,14 @@ from service.api.schemas import (
 )
 from service.db import Model
 from service.db import model_store as store
-from service.db.tensors import state_from_rows
-from service.errors import NotFound, Unprocessable, error_responses, invalid_response
+from service.errors import (
+    Conflict,
+    ErrorResponse,
+    NotFound,
+    Unprocessable,
+    error_responses,
+    invalid_response,
+)
 from service.jsonio import numpy_json
 
 bp = APIBlueprint("models", __name__, url_prefix=f"{API_PREFIX}/models",
@@ -42,7 +50,7 @@ NPZ = {"content": {"application/octet-stream": {"schema": {"type": "string", "fo
 
 
 class PredictBody(RawModel):
-    mimetypes = ["application/json", *NPY_TYPES, "multipart/form-data"]
+    mimetypes: ClassVar[list[str]] = ["application/json", *NPY_TYPES, "multipart/form-data"]
 
 
 def _summary(model: Model, aliases: list[str]) -> dict:
@@ -87,11 +95,23 @@ def read_model(path: ModelPath):
     return dump(ModelOut, out)
 
 
-@bp.get("/<ref>/state.npz", responses={200: NPZ})
+def corrupt_model(exc: inference.ModelCorrupt) -> Conflict:
+    """409 naming the tensor that failed its checks (``details.tensor``)."""
+    return Conflict(str(exc), details={"model_id": exc.model_id, "tensor": exc.tensor,
+                                       "problem": exc.problem})
+
+
+@bp.get("/<ref>/state.npz", responses={200: NPZ, 409: ErrorResponse})
 def model_state(path: ModelPath):
-    """The stored tensors as an .npz archive, loadable with ``allow_pickle=False``."""
+    """The stored tensors as an .npz archive, loadable with ``allow_pickle=False``. 409
+    naming the tensor when one fails its sha256, size, shape or dtype, or is missing or
+    extra for the model's layers."""
     model = _model(path.ref)
-    data = nncore.state_to_bytes(state_from_rows(store.tensors(db(), model.id)))
+    try:
+        state = inference.stored_state(db(), model)
+    except inference.ModelCorrupt as exc:
+        raise corrupt_model(exc) from None
+    data = nncore.state_to_bytes(state)
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f"attachment; filename=model-{model.id}.npz"})
 
@@ -132,18 +152,22 @@ def _json_inputs(payload) -> list:
         raise SpecError(problems_from(exc, payload)) from None
 
 
-@bp.post("/<ref>/predict", responses={200: PredictOut}, security=MUTATING)
+@bp.post("/<ref>/predict", responses={200: PredictOut, 409: ErrorResponse},
+         security=MUTATING)
 def predict(path: ModelPath, raw: PredictBody):
     """Class probabilities and labels from the eval-mode forward (running statistics, no
     dropout). Body: JSON ``{"inputs": [...]}``, an ``.npy`` array, or a PNG in field ``image``.
 
     The model comes from the process's cache (``inference.serving_model``): a request by id
-    reads nothing from the database while its entry is fresh."""
+    reads nothing from the database while its entry is fresh. 409 naming the tensor when
+    one fails its checks as the model is loaded."""
     try:
         loaded = inference.serving_model(current_app.extensions[EXTENSION]["sessions"],
                                          path.ref)
     except inference.ModelNotFound as exc:
         raise NotFound(f"ref: {exc}") from None
+    except inference.ModelCorrupt as exc:
+        raise corrupt_model(exc) from None
     try:
         x, field = _request_inputs()
         x = inference.shape_inputs(x, loaded.net.input_shape, loaded.net.dtype, field)

@@ -5,6 +5,12 @@ job store opens an attempt in the claim's transaction and closes it in the trans
 ends the claim, so the timeline never disagrees with the job row: ``claim_job`` opens one
 (closing a dead predecessor's as ``lost``), the terminal functions close it with the job's
 status, the reconciler's requeue closes it as ``lost``.
+
+The attempt budget (``spent_attempts``, ``out_of_attempts``): an attempt that stored a
+checkpoint newer than the one it resumed from made progress and does not count against the
+job's ``max_attempts``, which is meant for jobs that cannot run, not for workers that die
+(a SIGKILL, a host lost) while the job advances. Progress is bounded by the job's epochs,
+and ``NNQ_MAX_CLAIMS`` caps all claims of a job, progress or not, so nothing loops forever.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.db.models import ATTEMPT_LOST, Checkpoint, Job, JobAttempt, utcnow
 from service.db.scope import transactional
+from service.settings import settings
 
 OWNER_TOKEN_CHARS = 8
 
@@ -56,3 +63,32 @@ def job_attempts(session: Session, job_id: int) -> list[JobAttempt]:
     """The job's attempts, first first."""
     return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
                                 .order_by(JobAttempt.attempt)))
+
+
+def spent_attempts(session: Session, job_id: int) -> int:
+    """Attempts that count against ``max_attempts``: those that ended (or, still open, have
+    so far) without a checkpoint newer than the one they resumed from. Each attempt's end
+    epoch is the next attempt's resume epoch; the last one's is the stored checkpoint's."""
+    resumed = list(session.scalars(select(JobAttempt.resumed_from_epoch)
+                                   .where(JobAttempt.job_id == job_id)
+                                   .order_by(JobAttempt.attempt)))
+    if not resumed:
+        return 0
+    latest = session.scalar(select(Checkpoint.epoch).where(Checkpoint.job_id == job_id)) or 0
+    ends = [*resumed[1:], latest]
+    return sum(1 for start, end in zip(resumed, ends, strict=True) if end <= start)
+
+
+def out_of_attempts(session: Session, job: Job) -> str | None:
+    """Why ``job`` may not be claimed again (None when it may): ``max_attempts`` attempts
+    without progress, or ``NNQ_MAX_CLAIMS`` claims in all."""
+    spent = spent_attempts(session, job.id)
+    if spent >= job.max_attempts:
+        return (f"gave up after {spent} attempt(s) without progress (of {job.attempts} in "
+                f"all): the worker stopped or failed without storing a new checkpoint each "
+                f"time (last owner {job.lease_owner or 'none'})")
+    cap = max(settings().max_claims, job.max_attempts)
+    if job.attempts >= cap:
+        return (f"gave up after {job.attempts} attempts in all (NNQ_MAX_CLAIMS={cap}), "
+                f"{spent} of them without progress (last owner {job.lease_owner or 'none'})")
+    return None

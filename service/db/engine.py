@@ -25,6 +25,20 @@ from service.settings import normalize_url, settings
 POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
+def _postgres_options() -> str:
+    """Server-side settings for each PostgreSQL session.
+
+    A client that goes silent inside a transaction (a worker host cut off mid-write) keeps
+    that transaction's row locks, the job's row among them, until the server notices, and
+    over TCP that can take hours: meanwhile every reconciler that tries to requeue the job
+    waits on the lock, and so does the rest of its round. The server ends a session idle
+    inside a transaction for a lease (after which its worker has lost the job anyway), rolls
+    the transaction back and frees the row (tests/chaos/test_hosts.py).
+    """
+    idle_ms = max(1, round(settings().lease_seconds * 1000))
+    return f"-c idle_in_transaction_session_timeout={idle_ms}"
+
+
 def database_url() -> str:
     """The configured database URL, normalised for the drivers nnq installs."""
     return settings().database_url
@@ -54,7 +68,8 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         return engine
     return create_engine(url, pool_pre_ping=True,
-                         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+                         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+                                       "options": _postgres_options()})
 
 
 _engines: dict[str, Engine] = {}

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from nncore.training import METRIC_KEYS, EpochRecord
 from nnq.status import JobStatus
 from service.db import records
-from service.db.attempts import close_attempts, open_attempt
+from service.db.attempts import close_attempts, open_attempt, out_of_attempts
 from service.db.idempotent import create_once
 from service.db.models import (
     ATTEMPT_LOST,
@@ -132,13 +132,18 @@ def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -
     """Take the job for ``owner`` if it is queued or its lease expired; else None.
 
     One conditional UPDATE makes the claim exclusive; the claim's attempt row is written in
-    the same transaction. A job out of attempts is failed here instead, and a cancel
-    requested of a dead worker's job ends it.
+    the same transaction. A job out of attempts (``attempts.out_of_attempts``: attempts that
+    made progress do not count) is failed here instead, and a cancel requested of a dead
+    worker's job ends it.
     """
     now = utcnow()
+    job = get_job(session, job_id)
+    if job is None or out_of_attempts(session, job):
+        _settle_unclaimable(session, job_id, now)
+        return None
     claimed = session.execute(
         update(Job)
-        .where(Job.id == job_id, _claimable(now), Job.attempts < Job.max_attempts,
+        .where(Job.id == job_id, _claimable(now), Job.attempts == job.attempts,
                Job.cancel_requested.is_(False))
         .values(status=JobStatus.RUNNING, lease_owner=owner,
                 lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
@@ -164,9 +169,7 @@ def _settle_unclaimable(session: Session, job_id: int, now: dt.datetime) -> None
     claimable = and_(Job.id == job_id, _claimable(now))
     if job.cancel_requested:
         _end(session, job_id, JobStatus.CANCELLED, None, claimable, ATTEMPT_LOST)
-    elif job.attempts >= job.max_attempts:
-        reason = (f"gave up after {job.attempts} attempt(s): the worker stopped without "
-                  f"finishing each time (last owner {job.lease_owner or 'none'})")
+    elif reason := out_of_attempts(session, job):
         _end(session, job_id, JobStatus.FAILED, reason, claimable, ATTEMPT_LOST)
 
 
@@ -371,10 +374,13 @@ def requeue_expired(session: Session, job_id: int) -> bool:
     ``lost`` either way.
     """
     now = utcnow()
+    job = get_job(session, job_id)
+    if job is None or out_of_attempts(session, job):
+        _settle_unclaimable(session, job_id, now)
+        return False
     moved = session.execute(
         update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING,
-                          Job.lease_expires_at < now, Job.attempts < Job.max_attempts,
-                          Job.cancel_requested.is_(False))
+                          Job.lease_expires_at < now, Job.cancel_requested.is_(False))
         .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None,
                 updated_at=now)
     ).rowcount
@@ -386,12 +392,15 @@ def requeue_expired(session: Session, job_id: int) -> bool:
 
 
 @transactional
-def stale_queued(session: Session, older_than_seconds: float) -> list[Job]:
-    """Queued jobs untouched for a while: their message may have been lost."""
+def stale_queued(session: Session, older_than_seconds: float, device: str | None = None
+                 ) -> list[Job]:
+    """Queued jobs untouched for a while (of ``device`` only, when given): their message may
+    have been lost."""
     cutoff = utcnow() - dt.timedelta(seconds=older_than_seconds)
-    return list(session.scalars(
-        select(Job).where(Job.status == JobStatus.QUEUED, Job.updated_at < cutoff)
-        .order_by(Job.id)))
+    where = [Job.status == JobStatus.QUEUED, Job.updated_at < cutoff]
+    if device is not None:
+        where.append(Job.device == device)
+    return list(session.scalars(select(Job).where(*where).order_by(Job.id)))
 
 
 @transactional

@@ -1,19 +1,15 @@
 """A database that goes away, restarts or stays locked gets a 503 with Retry-After (never a 500,
 never a hang), loses no committed row, and is used again as soon as it is back.
 
-PostgreSQL runs as a private cluster made here with initdb and pg_ctl (as the unprivileged
-user ``nobody`` when the tests run as root), so stopping it leaves the shared server alone.
+PostgreSQL runs as a private cluster made with initdb and pg_ctl (tests.chaos.cluster, shared
+with the workers' restart tests), so stopping it leaves the shared server alone.
 SQLite is locked by a second connection holding the write lock: SQLite itself retries for
 the busy timeout, and only a lock held longer than that is a 503.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,16 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from nnq.processes import LOCALHOST, free_port
 from service import create_app
 from service.db import engine_for
 from service.sweeps.scheduler import advance_all
 from tests import support
+from tests.chaos.cluster import private_cluster
 from tests.service.test_bad_input import GOOD, assert_error
 
-PG_PROGRAMS = ("initdb", "pg_ctl")
-UNPRIVILEGED = "nobody"
-PG_START_TIMEOUT_S = 60
 LOCK_HELD_S = 1.0
 SHORT_BUSY_TIMEOUT_MS = 100  # SQLite gives up waiting for the lock well before it is free
 SWEEP_PARALLELISM = 2
@@ -38,54 +31,10 @@ SWEEP = {"name": "s", "base": GOOD, "space": {"train.seed": {"grid": [1, 2, 3]}}
          "parallelism": SWEEP_PARALLELISM}
 
 
-class PrivateCluster:
-    """A PostgreSQL cluster of this test's own on a free port, started and stopped by pg_ctl."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.data = root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://postgres@{LOCALHOST}:{self.port}/postgres"
-
-    def _run(self, *argv: str) -> None:
-        as_user = ["runuser", "-u", UNPRIVILEGED, "--"] if os.geteuid() == 0 else []
-        done = subprocess.run([*as_user, *argv], capture_output=True, text=True,
-                              timeout=PG_START_TIMEOUT_S, check=False)
-        assert done.returncode == 0, f"{argv[0]} failed:\n{done.stdout}\n{done.stderr}"
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses={LOCALHOST}"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
-                  "-o", options, "-w", "-t", str(PG_START_TIMEOUT_S), "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
 @pytest.fixture
 def cluster():
-    missing = [p for p in PG_PROGRAMS if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"PostgreSQL server programs not installed: {missing}")
-    root = Path(tempfile.mkdtemp(prefix="nnq-pg-"))  # outside pytest's root-only tmp dirs
-    if os.geteuid() == 0:
-        shutil.chown(root, UNPRIVILEGED)
-    pg = PrivateCluster(root)
-    try:
-        pg.init()
-        pg.start()
-        support.migrate(pg.url)
+    with private_cluster() as pg:
         yield pg
-    finally:
-        engine_for(pg.url).dispose()
-        subprocess.run(["pg_ctl", "-D", str(pg.data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False,
-                       **({"user": UNPRIVILEGED} if os.geteuid() == 0 else {}))
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def assert_unavailable(response) -> None:
