@@ -9,11 +9,6 @@ the busy timeout, and only a lock held longer than that is a 503.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 
@@ -22,6 +17,7 @@ from service.db import engine_for
 from service.sweeps.scheduler import advance_all
 from tests import support
 from tests.chaos.cluster import private_cluster
+from tests.chaos.faults import hold_sqlite_write_lock
 from tests.service.test_bad_input import GOOD, assert_error
 
 LOCK_HELD_S = 1.0
@@ -75,25 +71,9 @@ def sqlite_app(tmp_path, redis_url, name: str):
     return app.test_client(), path, url
 
 
-def hold_write_lock(path: Path, seconds: float) -> threading.Thread:
-    """Another connection takes SQLite's write lock now and commits after ``seconds``."""
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("UPDATE alembic_version SET version_num = version_num")
-
-    def release() -> None:
-        time.sleep(seconds)
-        holder.execute("COMMIT")
-        holder.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
-
-
 def test_a_locked_sqlite_is_waited_for_and_the_request_succeeds(tmp_path, redis_url):
     client, path, url = sqlite_app(tmp_path, redis_url, "waits.db")
-    holder = hold_write_lock(path, LOCK_HELD_S)
+    holder = hold_sqlite_write_lock(path, LOCK_HELD_S)
     r = client.post("/api/v1/jobs", json=GOOD)  # SQLite retries the lock until it is free
     holder.join()
     assert r.status_code == 202, r.get_data(as_text=True)
@@ -105,7 +85,7 @@ def test_a_sqlite_locked_past_its_busy_timeout_is_503_not_500(tmp_path, redis_ur
                                                                monkeypatch):
     monkeypatch.setenv("NNQ_SQLITE_BUSY_TIMEOUT_MS", str(SHORT_BUSY_TIMEOUT_MS))
     client, path, url = sqlite_app(tmp_path, redis_url, "short-timeout.db")
-    holder = hold_write_lock(path, LOCK_HELD_S)
+    holder = hold_sqlite_write_lock(path, LOCK_HELD_S)
     assert_unavailable(client.post("/api/v1/jobs", json=GOOD))
     holder.join()
     assert client.get("/api/v1/jobs").get_json()["total"] == 0
