@@ -52,6 +52,19 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def table_names(url: str) -> set[str]:
+    """The tables the database at ``url`` has now."""
+    from sqlalchemy import inspect
+
+    from service.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 # PostgreSQL ---------------------------------------------------------------------------------
 
 def postgres_admin_url() -> str:

@@ -170,8 +170,8 @@ DATASET_CACHE_SIZE = 2
 
 
 def _file_stamps(paths: dict[str, str]) -> tuple:
-    return tuple((path, os.stat(path).st_size, os.stat(path).st_mtime_ns)
-                 for path in paths.values())
+    stats = ((path, os.stat(path)) for path in paths.values())
+    return tuple((path, st.st_size, st.st_mtime_ns) for path, st in stats)
 
 
 @functools.lru_cache(maxsize=DATASET_CACHE_SIZE)

@@ -3,10 +3,9 @@
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
 
 from service.db import Base, make_engine
-from tests.support import alembic_config
+from tests.support import alembic_config, table_names
 
 TABLES = {"jobs", "epoch_metrics", "checkpoints", "models", "model_tensors", "aliases",
           "sweeps", "sweep_trials", "iteration_losses", "activation_stats", "job_attempts"}
@@ -22,22 +21,14 @@ def _diff(url: str) -> list:
         engine.dispose()
 
 
-def _tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migration_head_equals_models(database_url):
     assert _diff(database_url) == []
-    assert TABLES <= _tables(database_url)
+    assert TABLES <= table_names(database_url)
 
 
 def test_downgrade_to_base_and_upgrade_again(database_url):
     cfg = alembic_config(database_url)
     command.downgrade(cfg, "base")
-    assert _tables(database_url) <= {"alembic_version"}
+    assert table_names(database_url) <= {"alembic_version"}
     command.upgrade(cfg, "head")
     assert _diff(database_url) == []

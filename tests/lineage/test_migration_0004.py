@@ -7,21 +7,13 @@ import hashlib
 
 import numpy as np
 from alembic import command
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert
 
 from service.db import Job, Model, ModelTensor, make_engine, utcnow
 from tests.lineage.conftest import MLP_SPEC, lineage
-from tests.support import alembic_config
+from tests.support import alembic_config, table_names
 
 LINEAGE_TABLES = {"model_lineage", "reproductions"}
-
-
-def _tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _old_model(url: str) -> int:
@@ -55,7 +47,7 @@ def _old_model(url: str) -> int:
 def test_models_from_before_0004_stay_valid_and_can_be_reproduced(database_url, client):
     cfg = alembic_config(database_url)
     command.downgrade(cfg, "0003")
-    assert not LINEAGE_TABLES & _tables(database_url)
+    assert not LINEAGE_TABLES & table_names(database_url)
     model_id = _old_model(database_url)
     command.upgrade(cfg, "head")
 
@@ -72,6 +64,6 @@ def test_models_from_before_0004_stay_valid_and_can_be_reproduced(database_url, 
     assert started.get_json()["job"]["spec"] == record["spec"]
 
     command.downgrade(cfg, "0003")
-    assert not LINEAGE_TABLES & _tables(database_url)
+    assert not LINEAGE_TABLES & table_names(database_url)
     command.upgrade(cfg, "head")
     assert client.get(f"/api/v1/models/{model_id}").status_code == 200
