@@ -130,17 +130,20 @@ def profile(model_spec, x, t, backend, steps: int = PROFILE_STEPS) -> None:
         keep = step >= WARMUP
         start = time.perf_counter()
         out = x
-        for layer, row in zip(net.layers, rows.values()):
-            out, dt = timed(layer.forward, out, train=True)
-            row[0].append(dt)
+        # in the order the network runs them (a ReLU before a max pool runs after it)
+        order = getattr(net, "pass_order", range(len(net.layers)))
+        row_list = list(rows.values())
+        for i in order:
+            out, dt = timed(net.layers[i].forward, out, train=True)
+            row_list[i][0].append(dt)
         _, dt_forward_loss = timed(net.loss_layer.forward, out, t)
         dout, dt_backward_loss = timed(net.loss_layer.backward)
         dt_loss = dt_forward_loss + dt_backward_loss
-        for layer, row in zip(reversed(net.layers), reversed(list(rows.values()))):
+        for i in reversed(order):
             if dout is None:  # below the first trainable layer nothing is computed
                 break
-            dout, dt = timed(layer.backward, dout)
-            row[1].append(dt)
+            dout, dt = timed(net.layers[i].backward, dout)
+            row_list[i][1].append(dt)
         grads = net.grads if set(net.grads) == set(net.params) else {  # older networks
             f"{i}.{key}": g for i, layer in enumerate(net.layers) for key, g in layer.grads.items()}
         _, dt_update = timed(opt.update, net.params, grads)

@@ -49,6 +49,18 @@ def output_statistics(values, kind: str, bins: int = HISTOGRAM_BINS) -> dict:
             "edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
+def pass_order(layers) -> list[int]:
+    """Layer indices in the order a pass runs them: a ReLU right before a max pool runs after
+    it. Max commutes with ReLU, and the gradient reaches the same input (a window's first
+    maximum, zeroed where it is not positive), so every value and gradient is the same bits;
+    the ReLU just sees a quarter of the values (a sixth of simple_convnet's step)."""
+    order = list(range(len(layers)))
+    for i in range(len(layers) - 1):
+        if type(layers[i]) is L.ReLU and type(layers[i + 1]) is L.MaxPool2D:
+            order[i], order[i + 1] = i + 1, i
+    return order
+
+
 class Network:
     """Layers in order, the loss on top, and name -> array views of their state."""
 
@@ -77,6 +89,7 @@ class Network:
         self._owners = [(name, layer, key) for name, (layer, key) in self._slots().items()]
         for name, layer, key in self._owners:
             layer.grads[key] = self.grads[name]
+        self.pass_order = pass_order(self.layers)
         trainable = [i for i, layer in enumerate(self.layers) if layer.params]
         # nothing below the first trainable layer learns: backward stops there, without its dx
         self._first_trainable = trainable[0] if trainable else len(self.layers)
@@ -104,8 +117,8 @@ class Network:
         return flat
 
     def _forward(self, x, train):
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
+        for i in self.pass_order:
+            x = self.layers[i].forward(x, train=train)
         return x
 
     def _as_input(self, x):
@@ -132,8 +145,10 @@ class Network:
         self.last_loss = self.loss_layer.forward(scores, self.xp.asarray(t)) + self._decay_loss()
         self.last_scores = scores
         dout = self.loss_layer.backward()
-        for layer in reversed(self.layers[self._first_trainable:]):
-            dout = layer.backward(dout)
+        for i in reversed(self.pass_order):
+            if i < self._first_trainable:  # a swapped pair is never split by it: no params
+                break
+            dout = self.layers[i].backward(dout)
         for name, layer, key in self._owners:  # a layer that made its own array: copy it in
             if layer.grads[key] is not self.grads[name]:
                 self.grads[name][...] = layer.grads[key]

@@ -197,3 +197,36 @@ def test_learning_rate_is_an_attribute_a_schedule_can_set():
     opt.update(p, {"w": np.array([1.0])})
     assert p["w"][0] == pytest.approx(1.0 - 0.1 - 0.5)
 
+
+
+@pytest.mark.parametrize("pool,side", [({"type": "maxpool", "size": 2}, 8),
+                                       ({"type": "maxpool", "size": 3, "stride": 2, "pad": 1}, 9)])
+def test_relu_before_a_max_pool_runs_after_it_with_the_same_bits(pool, side):
+    """The swapped pass gives every loss, gradient and prediction bit for bit, signed zeros
+    included, also where windows tie (a flat background) or hold no positive value."""
+    layers = [{"type": "conv", "filters": 4, "size": 3, "pad": 1}, {"type": "relu"}, pool,
+              {"type": "affine", "units": 6}, {"type": "relu"}, {"type": "affine", "units": 3}]
+    swapped = nncore.build({"layers": layers}, (2, side, side), 3, seed=1)
+    written = nncore.build({"layers": layers}, (2, side, side), 3, seed=1)
+    written.pass_order = list(range(len(written.layers)))
+    assert swapped.pass_order == [0, 2, 1, 3, 4, 5]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 2, side, side)).astype(np.float32)
+    x[:3, :, :5, :5] = 0.25   # equal windows: ties
+    x[3:5] = -np.abs(x[3:5])  # windows with no positive conv output are likely
+    t = np.arange(7) % 3
+    for net in (swapped, written):
+        net.layers[0].params["b"][...] = [0.0, -2.0, 0.5, -0.1]
+    expected = {k: v.copy() for k, v in written.gradient(x, t).items()}
+    got = swapped.gradient(x, t)
+    assert swapped.last_loss == written.last_loss
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name].view(np.uint32), value.view(np.uint32), err_msg=name)
+    np.testing.assert_array_equal(swapped.predict(x), written.predict(x))
+
+
+def test_pass_order_swaps_only_a_relu_right_before_a_max_pool():
+    layers = [{"type": "conv", "filters": 2, "size": 3}, {"type": "relu"}, {"type": "maxpool"},
+              {"type": "conv", "filters": 2, "size": 3, "pad": 1}, {"type": "maxpool"}, {"type": "relu"},
+              {"type": "sigmoid"}, {"type": "affine", "units": 3}]
+    assert nncore.build({"layers": layers}, (1, 14, 14), 3).pass_order == [0, 2, 1, 3, 4, 5, 6, 7]
