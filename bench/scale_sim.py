@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ from stack import ScratchPostgres, load_average
 import nncore
 from nncore.training import EpochRecord, loss_stride
 from service.db import jobs as store
+from service.db.engine import ping
+from service.db.scope import in_scope, transaction
 from service.settings import settings
 from workers import tracker as tracker_module
 from workers.reconcile import ROUNDS_PER_LEASE, reconcile_once
@@ -54,7 +57,7 @@ OLD_PROGRESS_S, OLD_CANCEL_POLL_S, OLD_RENEWALS_PER_LEASE = 0.5, 0.3, 3
 HISTOGRAM_BINS = 30
 STARTUP_S = 0.1  # claim -> first iteration (bench/latency.py)
 MB = 1e6
-READS = frozenset({"cancel poll", "reconciler"})
+READS = frozenset({"cancel poll", "reconciler", "reconciler ping"})
 SERIAL_BYTES = 8
 SPAWN_S = 3.0  # for the processes to start their threads before the warm-up begins
 PG_BACKGROUND = ("walwriter", "checkpointer", "background writer")
@@ -166,12 +169,14 @@ class SimulatedWorker(threading.Thread):
             start = time.monotonic() - skip / self.speedup
             job_run = self.current_job if self.pattern == "current" else self.old_job
             try:
-                finished = job_run(job.id, start, skip)
+                finished, last_epochs = job_run(job.id, start, skip)
             except store.LeaseLost:  # the simulation fell behind its own leases
                 self.rec.add("lease lost", time.monotonic(), 0.0)
                 continue
-            if finished:
-                with self.sessions() as session, contextlib.suppress(store.LeaseLost):
+            if finished:  # the last epochs' rows go with the model, as workers/train.py does
+                with (self.sessions() as session, contextlib.suppress(store.LeaseLost),
+                      transaction(session)):
+                    last_epochs(session)
                     store.finish_job(session, job.id, self.owner, self.network, {}, None)
 
     def epoch_ends(self, start: float, skip: float):
@@ -187,7 +192,7 @@ class SimulatedWorker(threading.Thread):
         return {"epoch": epoch, "iteration": epoch * self.workload.iterations_per_epoch,
                 "total_iterations": total}
 
-    def current_job(self, job_id: int, start: float, skip: float) -> bool:
+    def current_job(self, job_id: int, start: float, skip: float) -> tuple[bool, Callable]:
         config, s = settings(), self.speedup
         tracker = JobTracker(self.sessions, job_id, self.owner, LEASE_SECONDS / s,
                              self.checkpoint,
@@ -196,14 +201,15 @@ class SimulatedWorker(threading.Thread):
                              checkpoint_seconds=config.checkpoint_seconds / s)
         with tracker:
             if not self.sleep_until(start + STARTUP_S / s):
-                return False
+                return False, None
             tracker.on_iteration(self.progress(0) | {"iteration": 1})
             for epoch, end in self.epoch_ends(start, skip):
                 if not self.sleep_until(end):
-                    return False
+                    return False, None
                 tracker.on_iteration(self.progress(epoch))
                 tracker.on_epoch(row(epoch), epoch_record(self.workload, epoch, self.layers))
-        return True
+            pending = tracker.hand_over_pending()
+        return True, lambda session: tracker.write_pending(session, pending)
 
     def old_job(self, job_id: int, start: float, skip: float) -> bool:
         """The write pattern before the budget: a tick per progress, cancel poll and lease
@@ -228,30 +234,40 @@ class SimulatedWorker(threading.Thread):
                     if due[kind] >= end:
                         break
                     if not self.sleep_until(due[kind]):
-                        return False
+                        return False, None
                     calls[kind](session, epoch)
                     due[kind] += intervals[kind]
                 if not self.sleep_until(end):
-                    return False
+                    return False, None
                 record_epoch(session, job_id, self.owner, row(epoch), self.checkpoint(),
                              record=epoch_record(self.workload, epoch, self.layers))
-        return True
+        return True, no_rows
 
 
 class Reconcilers(threading.Thread):
-    """Every worker's reconciler round (``workers.reconcile.reconcile_once``, one per half
-    lease), driven at the fleet's aggregate rate, evenly spread."""
+    """The fleet's reconciler loops (``workers.reconcile``), each ticking once per half lease,
+    driven at the fleet's aggregate rate, evenly spread: ``--pattern old`` every tick is a
+    round (``reconcile_once``); now one tick per period is (the fleet's, claimed on the
+    broker) and every other tick pings the database."""
 
-    def __init__(self, sessions, fleet: float, stop, rec):
+    def __init__(self, sessions, fleet: float, pattern: str, stop, rec):
         super().__init__(daemon=True, name="sim-reconcilers")
         self.sessions, self.stop, self.rec = sessions, stop, rec
         self.interval = LEASE_SECONDS / ROUNDS_PER_LEASE / fleet
+        self.ticks_per_round = 1 if pattern == "old" else max(1, round(fleet))
 
     def run(self) -> None:
         round_ = self.rec.timed("reconciler", reconcile_once)
+        ping_ = self.rec.timed("reconciler ping", ping)
         due = time.monotonic()
-        while not self.stop.wait(max(0.0, due - time.monotonic())):
-            round_(self.sessions)
+        for tick in itertools.count():
+            if self.stop.wait(max(0.0, due - time.monotonic())):
+                return
+            if tick % self.ticks_per_round == 0:
+                round_(self.sessions)
+            else:
+                with self.sessions() as session:
+                    ping_(session)
             due += self.interval
 
 
@@ -264,32 +280,37 @@ def instrument(rec: Recorder, workload: Workload) -> None:
         np.asarray(v).nbytes for v in a[3].state_dict().values()))
     write_epochs = tracker_module.JobTracker.write_epochs
 
-    def timed_write(self, *, with_checkpoint):
+    def timed_write(self, *, with_checkpoint, session=None):
         if not self._pending:
             return None
+        if session is not None and in_scope(session):  # part of the final model's write
+            return write_epochs(self, with_checkpoint=with_checkpoint, session=session)
         nbytes = workload.checkpoint_bytes if with_checkpoint else 0
         return rec.timed("epoch", write_epochs, lambda *a, **k: nbytes)(
-            self, with_checkpoint=with_checkpoint)
+            self, with_checkpoint=with_checkpoint, session=session)
     tracker_module.JobTracker.write_epochs = timed_write
+
+
+def no_rows(_session) -> None:
+    """The old pattern wrote every epoch at once: nothing goes with the model."""
 
 
 def job_timeline(workload: Workload) -> tuple[int, int]:
     """(epoch writes, checkpoints) of one job under the settings, as JobTracker decides them:
-    the first epoch at once, then every ``epoch_write_seconds``, the rest at the end; a
-    checkpoint with a write once ``checkpoint_seconds`` passed since the last (or the start)."""
+    the first epoch at once, then every ``epoch_write_seconds``, the rest with the final
+    model (not a write of its own); a checkpoint with a write once ``checkpoint_seconds``
+    passed since the last (or the start)."""
     config = settings()
     writes = checkpoints = 0
     last_write = -np.inf
     last_checkpoint = 0.0 if config.checkpoint_seconds else -np.inf
-    pending = False
     for epoch in range(1, workload.epochs + 1):
         now = STARTUP_S + epoch * workload.epoch_s
-        pending = True
         if now - last_write >= config.epoch_write_seconds:
-            writes, last_write, pending = writes + 1, now, False
+            writes, last_write = writes + 1, now
             if now - last_checkpoint >= config.checkpoint_seconds:
                 checkpoints, last_checkpoint = checkpoints + 1, now
-    return writes + pending, checkpoints
+    return writes, checkpoints  # the pending rest goes with the final model
 
 
 def offered(pattern: str, workload: Workload, workers: float) -> dict[str, float]:
@@ -310,7 +331,8 @@ def offered(pattern: str, workload: Workload, workers: float) -> dict[str, float
     return {"submit (API)": jobs, "claim": jobs,
             "heartbeat": jobs * (1 + int(w.job_s / heartbeat)), "epoch": jobs * writes,
             "final model": jobs,
-            "reconciler": workers * ROUNDS_PER_LEASE / LEASE_SECONDS,
+            "reconciler": ROUNDS_PER_LEASE / LEASE_SECONDS,
+            "reconciler ping": (workers - 1) * ROUNDS_PER_LEASE / LEASE_SECONDS,
             "checkpoint MB/s": jobs * checkpoints * w.checkpoint_bytes / MB}
 
 
@@ -394,7 +416,8 @@ def simulate(url: str, args, indices: range, window: tuple[float, float], reconc
     threads = [SimulatedWorker(i, sessions, workload, network, args.pattern, args.speedup,
                                stop, rec) for i in indices]
     if reconcile:
-        threads.append(Reconcilers(sessions, args.workers * args.speedup, stop, rec))
+        threads.append(Reconcilers(sessions, args.workers * args.speedup, args.pattern, stop,
+                                   rec))
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, window[1] - time.monotonic()))

@@ -13,11 +13,19 @@ idle workers should not wait ``requeue_after_seconds`` for it.
 It needs no beat process: plain ``celery -A workers worker`` runs it. Each round
 also advances every unfinished sweep (``service.sweeps.scheduler.advance_all``), so
 a sweep goes on after any process restarts: the sweep tables are the plan.
+
+Every worker runs the loop, but one round per period is enough for the whole fleet: the
+worker that first sets ``ROUND_KEY`` on the broker for the period runs it (``claim_round``),
+the others only check that the database answers, which is all the outage hold below needs.
+On 1,000 workers that is one round's writes per period instead of a thousand, all queueing
+on the same sweep rows (docs/scale.md).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 
@@ -25,6 +33,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from service.db import jobs as store
 from service.db import session_factory
+from service.db.engine import ping
 from service.db.transient import is_unavailable
 from service.queue import QUEUES, enqueue, waiting_messages
 from service.settings import settings
@@ -37,7 +46,31 @@ ROUNDS_PER_LEASE = 2
 # A queued job with no message on the broker is re-sent once it is this old (or half a lease,
 # if less): far longer than the API takes from its commit to its send.
 UNSENT_AFTER_S = 5.0
+# The broker key whose holder runs the period's round; it expires a little before the period
+# ends, so the holder's next attempt finds it free unless another worker took it first.
+ROUND_KEY = "nnq:reconciler:round"
+ROUND_KEY_SHARE = 0.9
+BROKER_TIMEOUT_S = 2.0
 _stop = threading.Event()
+
+
+def claim_round(broker_url: str, interval: float, owner: str) -> bool:
+    """Whether this worker runs this period's round: the first to set ``ROUND_KEY`` does.
+    True when the broker cannot be asked (then every worker runs its own, as before)."""
+    import redis
+
+    try:
+        conn = redis.Redis.from_url(broker_url, socket_connect_timeout=BROKER_TIMEOUT_S,
+                                    socket_timeout=BROKER_TIMEOUT_S)
+        try:
+            return bool(conn.set(ROUND_KEY, owner, nx=True,
+                                 px=max(1, int(interval * ROUND_KEY_SHARE * 1000))))
+        finally:
+            conn.close()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        log.warning("could not claim the reconciler round at %s (%s); running it here",
+                    broker_url, exc)
+        return True
 
 
 def reconcile_once(sessions=None, *, requeue_leases: bool = True) -> list[int]:
@@ -88,10 +121,15 @@ def _loop(interval: float, lease: float) -> None:
     ones: expired leases are left alone for one lease after the database answers again, time
     for every live worker's heartbeat to renew its lease."""
     outage, hold_until = False, 0.0
+    owner = f"{socket.gethostname()}:{os.getpid()}"
     while not _stop.wait(interval):
         requeue = not outage and time.monotonic() >= hold_until
         try:
-            reconcile_once(requeue_leases=requeue)
+            if claim_round(settings().broker_url, interval, owner):
+                reconcile_once(requeue_leases=requeue)
+            else:  # a round trip: fails as a round would while the database is away
+                with session_factory()() as session:
+                    ping(session)
         except Exception as exc:  # the DB or broker is briefly away: try again next round
             outage = outage or is_unavailable(exc)
             log.warning("reconciler pass failed (%s)", type(exc).__name__,

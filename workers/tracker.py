@@ -107,6 +107,7 @@ class JobTracker:
         self._last_epoch_write = float("-inf")
         self._last_checkpoint = clock() if self.checkpoint_seconds else float("-inf")
         self._cancel = False
+        self._handed_over = False
         self._lost = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True,
@@ -118,10 +119,12 @@ class JobTracker:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         """Write the epochs still pending (rows only: after ``fit`` the network may hold the
-        best epoch's weights, not the last one's), then stop the heartbeat."""
+        best epoch's weights, not the last one's), then stop the heartbeat. After
+        ``hand_over_pending`` a clean exit leaves them to ``write_pending`` instead."""
         try:
             if exc_type is None:
-                self._write_until_done()
+                if not self._handed_over:
+                    self._write_until_done()
             elif self._pending and not issubclass(exc_type, store.LeaseLost):
                 try:
                     self.write_epochs(with_checkpoint=False)
@@ -236,6 +239,19 @@ class JobTracker:
             self.write_epochs(with_checkpoint=False, session=session)
 
         retry_transient(self.sessions, write, f"job {self.job_id}: epochs")
+
+    def hand_over_pending(self) -> list:
+        """Leave the epochs still pending to the caller's own transaction (the final model's:
+        one transaction per job fewer) instead of a write of their own on a clean exit;
+        returns them, for ``write_pending``."""
+        self._handed_over = True
+        return list(self._pending)
+
+    def write_pending(self, session: Session, pending: list) -> None:
+        """``pending`` (from ``hand_over_pending``) written on ``session``, joining its open
+        transaction; the same rows, owner check and progress as the tracker's own write."""
+        self._pending = list(pending)
+        self.write_epochs(with_checkpoint=False, session=session)
 
     def write_epochs(self, *, with_checkpoint: bool, session: Session | None = None) -> None:
         """The pending epochs' rows in one transaction (on ``session``, default the

@@ -76,24 +76,28 @@ def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
                     lambda: nncore.state_to_bytes(run.checkpoint()), prune=prune) as tracker:
         run.fit(on_iteration=tracker.on_iteration, on_epoch=tracker.on_epoch,
                 should_stop=tracker.should_stop)
+        last_epochs = tracker.hand_over_pending()
     # The stored model's epoch (the best by val_acc with train.keep_best, else the last) gives
     # its headline numbers, whichever attempt trained it: the checkpoint carries every row.
     metrics = run.model_metrics()
     metrics["epochs"] = run.epoch
-    _finish(sessions, job.id, owner, run, metrics)
+    _finish(sessions, job.id, owner, run, metrics,
+            lambda session: tracker.write_pending(session, last_epochs))
 
 
-def _finish(sessions, job_id: int, owner: str, run, metrics: dict) -> None:
-    """Store the model, retrying while the database is away. A commit whose answer was lost
-    with the connection may have succeeded: a retry then finds the job no longer running, and
-    a succeeded job is success, not a lost lease."""
+def _finish(sessions, job_id: int, owner: str, run, metrics: dict, last_epochs) -> None:
+    """Store the last epochs' rows (``last_epochs(session)``) and the model in one
+    transaction, retrying while the database is away. A commit whose answer was lost with
+    the connection may have succeeded: a retry then finds the job no longer running, and a
+    succeeded job is success, not a lost lease."""
     tries = 0
 
     def finish(session) -> None:
         nonlocal tries
         tries += 1
         try:
-            finish_with_lineage(session, job_id, owner, run, metrics, settings().data_dir)
+            finish_with_lineage(session, job_id, owner, run, metrics, settings().data_dir,
+                                first=last_epochs)
         except store.LeaseLost:
             if tries == 1 or store.get_job(session, job_id).status != JobStatus.SUCCEEDED:
                 raise

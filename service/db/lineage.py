@@ -44,11 +44,15 @@ def attempt_record(attempt: JobAttempt) -> dict:
 
 
 def finish_with_lineage(session: Session, job_id: int, owner: str, run: nncore.TrainingRun,
-                        metrics: dict, data_dir=None) -> Model:
+                        metrics: dict, data_dir=None, *, first=None) -> Model:
     """``jobs.finish_job`` plus the model's lineage (and a reproduction's verdict), together
-    or not at all. Raises LeaseLost like ``finish_job``."""
+    or not at all, after ``first(session)`` in the same transaction when given (a worker's
+    last epoch rows). Raises LeaseLost like ``finish_job``. The lineage is computed before
+    the transaction opens: hashing data keeps no transaction idle."""
     computed = run_lineage(run, data_dir)
     with transaction(session):
+        if first is not None:
+            first(session)
         model = finish_job(session, job_id, owner, run.network, metrics, run.dataset.fingerprint)
         lineage = _trained(session, model, run.spec, computed)
         session.add(lineage)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from service.db import Checkpoint, EpochMetric
 from service.db import jobs as store
+from service.db.scope import transaction
 from tests.workers.conftest import LEASE_S, OWNER
 from workers.tracker import RENEWALS_PER_LEASE, JobTracker
 
@@ -149,6 +150,27 @@ def test_epochs_pending_when_training_fails_are_still_written(sessions, claimed)
         tracker.on_epoch(_row(2))
         raise RuntimeError("diverged in epoch 3")
     assert _epochs_and_checkpoint(sessions, claimed) == ([1, 2], 1)
+
+
+def test_epochs_handed_over_go_with_the_callers_transaction_or_not_at_all(sessions, claimed):
+    """A worker writes the last epochs with the model: one transaction per job fewer."""
+    clock = SteppedClock()
+    with JobTracker(sessions, claimed, OWNER, LEASE_S, bytes, clock=clock,
+                    epoch_write_seconds=EPOCH_WRITE_S) as tracker:
+        tracker.on_epoch(_row(1))
+        clock.now += 1
+        tracker.on_epoch(_row(2))
+        tracker.on_epoch(_row(3))
+        pending = tracker.hand_over_pending()
+    assert _epochs_and_checkpoint(sessions, claimed) == ([1], 1)  # not written on exit
+    with sessions() as session, pytest.raises(RuntimeError), transaction(session):
+        tracker.write_pending(session, pending)
+        raise RuntimeError("storing the model failed")
+    assert _epochs_and_checkpoint(sessions, claimed) == ([1], 1)  # rolled back with it
+    with sessions() as session, transaction(session):
+        tracker.write_pending(session, pending)
+    assert _epochs_and_checkpoint(sessions, claimed) == ([1, 2, 3], 1)
+    assert _job(sessions, claimed).epoch == 3
 
 
 def test_a_sweep_trial_writes_every_epoch(sessions, claimed):
