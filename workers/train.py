@@ -66,8 +66,10 @@ def _parse(spec: dict) -> nncore.JobSpec:
 def _train(session, sessions, job: Job, owner: str, lease: float) -> None:
     run = nncore.TrainingRun.from_spec(_parse(job.spec), data_dir=settings().data_dir,
                                        backend=_backend(job.device))
-    checkpoint = retry_transient(sessions, lambda s: store.latest_checkpoint(s, job.id),
-                                 f"job {job.id}: checkpoint")
+    checkpoint = None  # a first attempt has none: only an attempt stores checkpoints
+    if job.attempts > 1:
+        checkpoint = retry_transient(sessions, lambda s: store.latest_checkpoint(s, job.id),
+                                     f"job {job.id}: checkpoint")
     if checkpoint is not None:
         log.info("job %s: resuming after epoch %s", job.id, checkpoint.epoch)
         run.restore(nncore.state_from_bytes(checkpoint.state))

@@ -43,8 +43,10 @@ def owner_parts(owner: str) -> tuple[str, int | None]:
 def open_attempt(session: Session, job: Job, owner: str, now: dt.datetime) -> None:
     """Record the claim just made (``job.attempts`` is its number), resuming from the stored
     checkpoint's epoch; an attempt still open belonged to a worker that died."""
-    close_attempts(session, job.id, ATTEMPT_LOST, now)
-    resumed = session.scalar(select(Checkpoint.epoch).where(Checkpoint.job_id == job.id))
+    resumed = None
+    if job.attempts > 1:  # the first claim has no attempt before it and no checkpoint yet
+        close_attempts(session, job.id, ATTEMPT_LOST, now)
+        resumed = session.scalar(select(Checkpoint.epoch).where(Checkpoint.job_id == job.id))
     session.add(JobAttempt(job_id=job.id, attempt=job.attempts, worker=owner,
                            host=owner_parts(owner)[0], started_at=now,
                            resumed_from_epoch=resumed or 0))
@@ -82,7 +84,7 @@ def spent_attempts(session: Session, job_id: int) -> int:
 def out_of_attempts(session: Session, job: Job) -> str | None:
     """Why ``job`` may not be claimed again (None when it may): ``max_attempts`` attempts
     without progress, or ``NNQ_MAX_CLAIMS`` claims in all."""
-    spent = spent_attempts(session, job.id)
+    spent = spent_attempts(session, job.id) if job.attempts else 0  # never claimed: no rows
     if spent >= job.max_attempts:
         return (f"gave up after {spent} attempt(s) without progress (of {job.attempts} in "
                 f"all): the worker stopped or failed without storing a new checkpoint each "

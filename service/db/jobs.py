@@ -137,6 +137,10 @@ def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -
     worker's job ends it.
     """
     now = utcnow()
+    job = _claim_first(session, job_id, owner, lease_seconds, now)
+    if job is not None:
+        open_attempt(session, job, owner, now)
+        return job
     job = get_job(session, job_id)
     if job is None or out_of_attempts(session, job):
         _settle_unclaimable(session, job_id, now)
@@ -156,6 +160,22 @@ def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -
         return job
     _settle_unclaimable(session, job_id, now)
     return None
+
+
+def _claim_first(session: Session, job_id: int, owner: str, lease_seconds: float,
+                 now: dt.datetime) -> Job | None:
+    """The common claim, of a queued job nobody claimed before, as one UPDATE ... RETURNING
+    (a first claim has no attempts to count): the job, or None for every other case."""
+    return session.scalars(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempts == 0,
+               Job.cancel_requested.is_(False))
+        .values(status=JobStatus.RUNNING, lease_owner=owner,
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                attempts=1, error=None, started_at=func.coalesce(Job.started_at, now),
+                updated_at=now)
+        .returning(Job),
+        execution_options={"populate_existing": True}).first()
 
 
 def _settle_unclaimable(session: Session, job_id: int, now: dt.datetime) -> None:
