@@ -53,7 +53,7 @@ def pass_order(layers) -> list[int]:
     """Layer indices in the order a pass runs them: a ReLU right before a max pool runs after
     it. Max commutes with ReLU, and the gradient reaches the same input (a window's first
     maximum, zeroed where it is not positive), so every value and gradient is the same bits;
-    the ReLU just sees a quarter of the values (a sixth of simple_convnet's step)."""
+    the ReLU just sees a quarter of the values (it was a tenth of simple_convnet's step)."""
     order = list(range(len(layers)))
     for i in range(len(layers) - 1):
         if type(layers[i]) is L.ReLU and type(layers[i + 1]) is L.MaxPool2D:
