@@ -145,15 +145,8 @@ def claim_job(session: Session, job_id: int, owner: str, lease_seconds: float) -
     if job is None or out_of_attempts(session, job):
         _settle_unclaimable(session, job_id, now)
         return None
-    claimed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, _claimable(now), Job.attempts == job.attempts,
-               Job.cancel_requested.is_(False))
-        .values(status=JobStatus.RUNNING, lease_owner=owner,
-                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                attempts=Job.attempts + 1, error=None,
-                started_at=func.coalesce(Job.started_at, now), updated_at=now)
-    ).rowcount
+    claimed = session.execute(_claim_update(job_id, owner, lease_seconds, now, _claimable(now),
+                                            Job.attempts == job.attempts)).rowcount
     if claimed:
         job = get_job(session, job_id)
         open_attempt(session, job, owner, now)
@@ -167,15 +160,20 @@ def _claim_first(session: Session, job_id: int, owner: str, lease_seconds: float
     """The common claim, of a queued job nobody claimed before, as one UPDATE ... RETURNING
     (a first claim has no attempts to count): the job, or None for every other case."""
     return session.scalars(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempts == 0,
-               Job.cancel_requested.is_(False))
-        .values(status=JobStatus.RUNNING, lease_owner=owner,
-                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                attempts=1, error=None, started_at=func.coalesce(Job.started_at, now),
-                updated_at=now)
-        .returning(Job),
+        _claim_update(job_id, owner, lease_seconds, now, Job.status == JobStatus.QUEUED,
+                      Job.attempts == 0).returning(Job),
         execution_options={"populate_existing": True}).first()
+
+
+def _claim_update(job_id: int, owner: str, lease_seconds: float, now: dt.datetime, *where):
+    """The UPDATE that takes the job for ``owner`` where ``where`` holds (and no cancel
+    was asked for): what a claim sets, written once for both kinds of claim."""
+    return (update(Job)
+            .where(Job.id == job_id, *where, Job.cancel_requested.is_(False))
+            .values(status=JobStatus.RUNNING, lease_owner=owner,
+                    lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                    attempts=Job.attempts + 1, error=None,
+                    started_at=func.coalesce(Job.started_at, now), updated_at=now))
 
 
 def _settle_unclaimable(session: Session, job_id: int, now: dt.datetime) -> None:
